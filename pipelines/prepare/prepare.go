@@ -1,0 +1,262 @@
+// Package prepare builds and runs the preparation pipeline: list a data set
+// in object storage or a local folder, decode every image, draw its
+// multi-crop views for every epoch and write them as training shards with a
+// manifest and a dead-letter file.
+//
+// Shape of the pipeline (only small records cross the shuffle):
+//
+//	listing.jsonl ─ textio.Read ─ AssignShards (key per epoch) ─ GroupByKey
+//	   ─ WriteShards (decode + multi-crop with a goroutine pool, one shard per group)
+//	   ─ shard infos + dead letters ─ CoGroupByKey on one key ─ WriteManifest
+package prepare
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/textio"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/jsonfile"
+	"github.com/sslight-go/sslight/sinks/manifest"
+	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/transforms"
+	"github.com/sslight-go/sslight/transforms/source"
+)
+
+// Options configure one preparation run.
+type Options struct {
+	// Config is the validated SSLight-schema configuration; its
+	// MULTI_VIEWS_TRANSFORMS section is the multi-crop policy, SEED the
+	// seed, DATA.FORMAT the source layout, DATA.PIXEL_LIMIT and
+	// DATA.SHARD_SIZE_MB the limits.
+	Config *configs.Config
+	// Source is the data root (local folder or gs:// prefix).
+	Source string
+	// Out is the output root.
+	Out string
+	// Split and SubsetFile are passed to the source listing.
+	Split, SubsetFile string
+	// Epochs is the number of epochs of views to prepare (≥ 1).
+	Epochs int
+	// Limit keeps only the first Limit listed inputs (0: all).
+	Limit int
+	// Workers is the goroutine pool size inside each shard (0: GOMAXPROCS).
+	Workers int
+	// Overwrite allows Out to hold a manifest of another configuration.
+	Overwrite bool
+	// Progress, when set, receives a progress line with ETA every second
+	// (only meaningful for in-process runners: Prism, direct).
+	Progress io.Writer
+}
+
+// Summary is what a run reports (printed and written as summary.json).
+type Summary struct {
+	Source       string  `json:"source"`
+	Format       string  `json:"format"`
+	Out          string  `json:"out"`
+	Manifest     string  `json:"manifest"`
+	ConfigHash   string  `json:"config_hash"`
+	Seed         uint64  `json:"seed"`
+	Epochs       int     `json:"epochs"`
+	Inputs       int     `json:"inputs"`       // per epoch
+	Samples      int     `json:"samples"`      // all epochs
+	DeadLetters  int     `json:"dead_letters"` // all epochs (item-level)
+	Annotations  int     `json:"annotations_rejected,omitempty"`
+	Shards       int     `json:"shards"`            // all epochs
+	Bytes        int64   `json:"bytes"`             // all shards
+	WallSeconds  float64 `json:"wall_seconds"`      // listing + pipeline
+	ImagesPerSec float64 `json:"images_per_second"` // samples+dead per wall second
+	Runner       string  `json:"runner"`
+	Parallelism  int     `json:"goroutines_per_shard"`
+}
+
+// Run lists the source, runs the pipeline and returns the summary.
+func Run(ctx context.Context, opts Options) (*Summary, error) {
+	start := time.Now()
+	cfg := opts.Config
+	if cfg == nil {
+		return nil, errors.New("prepare: no config")
+	}
+	if opts.Source == "" {
+		return nil, errors.New("prepare: no source: pass --source (a local folder or gs://bucket/prefix)")
+	}
+	if opts.Out == "" {
+		return nil, errors.New("prepare: no output: pass --out")
+	}
+	if opts.Epochs < 1 {
+		return nil, fmt.Errorf("prepare: --epochs %d: want at least 1", opts.Epochs)
+	}
+	policy, err := PolicyFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("prepare: multi-crop policy: %w", err)
+	}
+	hash := cfg.Hash()
+	seed := uint64(cfg.Seed)
+	manifestURI := storage.Join(opts.Out, manifest.FileName)
+	if err := checkOutput(ctx, manifestURI, hash, opts.Overwrite); err != nil {
+		return nil, err
+	}
+
+	listing, err := source.List(ctx, cfg.Data.Format, opts.Source, source.Options{
+		Split: opts.Split, SubsetFile: opts.SubsetFile, Limit: opts.Limit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(listing.Items) == 0 && len(listing.Rejected) == 0 {
+		return nil, fmt.Errorf("prepare: %s lists no inputs (format %s)", opts.Source, cfg.Data.Format)
+	}
+	listingURI := storage.Join(opts.Out, ListingFileName)
+	if err := jsonfile.WriteLines(ctx, listingURI, listing.Items); err != nil {
+		return nil, fmt.Errorf("prepare: write listing: %w", err)
+	}
+	shardsPerEpoch := transforms.ShardsPerEpoch(len(listing.Items), SampleBytes(policy), int64(cfg.Data.ShardSizeMB)<<20)
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+
+	p, s := beam.NewPipelineWithRoot()
+	lines := textio.Read(s, listingURI)
+	infos, dead := transforms.MultiCropShards(s, lines,
+		&transforms.AssignShardsFn{Epochs: opts.Epochs, ShardsPerEpoch: shardsPerEpoch, Seed: seed},
+		&transforms.WriteShardsFn{
+			Out: opts.Out, ConfigHash: hash, Seed: seed, Policy: policy,
+			PixelLimit: cfg.Data.PixelLimit, Workers: opts.Workers, Classes: listing.Classes,
+		})
+	transforms.WriteManifest(s, infos, dead, &transforms.WriteManifestFn{
+		Out: opts.Out, ListingURI: listingURI, ConfigHash: hash, ConfigJSON: string(cfg.CanonicalJSON()),
+		Seed: seed, Epochs: opts.Epochs, Format: listing.Format, Root: listing.Root,
+		Classes: listing.Classes, Rejected: listing.Rejected,
+	})
+
+	stop := startProgress(opts.Progress, opts.Epochs*len(listing.Items), start)
+	_, err = beamx.RunWithMetrics(ctx, p)
+	stop()
+	if err != nil {
+		return nil, fmt.Errorf("prepare: pipeline failed: %w", err)
+	}
+
+	m, err := manifest.Read(ctx, manifestURI)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: the pipeline finished but its manifest is unreadable: %w", err)
+	}
+	wall := time.Since(start).Seconds()
+	sum := &Summary{
+		Source: listing.Root, Format: listing.Format, Out: opts.Out, Manifest: manifestURI,
+		ConfigHash: hash, Seed: seed, Epochs: opts.Epochs, Inputs: listing.Inputs(),
+		Shards: len(m.Shards), WallSeconds: wall, Runner: runnerName(), Parallelism: workers,
+	}
+	for _, sh := range m.Shards {
+		sum.Samples += sh.Samples
+		sum.Bytes += sh.Bytes
+	}
+	for _, e := range m.EpochCounts {
+		sum.DeadLetters += int(e.Dead)
+	}
+	sum.Annotations = int(m.AnnotationRejections)
+	if wall > 0 {
+		sum.ImagesPerSec = float64(sum.Samples+sum.DeadLetters) / wall
+	}
+	if err := jsonfile.Write(ctx, storage.Join(opts.Out, SummaryFileName), sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// Files written next to the shards.
+const (
+	ListingFileName = "listing.jsonl"
+	SummaryFileName = "summary.json"
+)
+
+// checkOutput refuses to mix two configurations' shards under one root.
+func checkOutput(ctx context.Context, manifestURI, hash string, overwrite bool) error {
+	ok, err := storage.Exists(ctx, manifestURI)
+	if err != nil || !ok || overwrite {
+		return err
+	}
+	m, err := manifest.Read(ctx, manifestURI)
+	if err != nil {
+		return fmt.Errorf("prepare: %s exists but cannot be read (%v); pass --overwrite to replace it", manifestURI, err)
+	}
+	if m.ConfigHash != hash {
+		return fmt.Errorf("prepare: %s holds shards of config %.12s…, not this config (%.12s…): "+
+			"choose another --out, or pass --overwrite", manifestURI, m.ConfigHash, hash)
+	}
+	return nil
+}
+
+func runnerName() string {
+	if f := flagValue("runner"); f != "" {
+		return f
+	}
+	return "prism"
+}
+
+// startProgress prints "[done/total] rate ETA" lines until stop is called.
+func startProgress(w io.Writer, total int, start time.Time) (stop func()) {
+	transforms.Progress.Store(0)
+	if w == nil || total <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintf(w, "\r%s\n", progressLine(int(transforms.Progress.Load()), total, time.Since(start)))
+				return
+			case <-t.C:
+				fmt.Fprintf(w, "\r%s", progressLine(int(transforms.Progress.Load()), total, time.Since(start)))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func progressLine(done, total int, el time.Duration) string {
+	const width = 30
+	frac := float64(done) / float64(total)
+	frac = min(frac, 1)
+	bar := make([]byte, width)
+	for i := range bar {
+		if float64(i) < frac*width {
+			bar[i] = '='
+		} else {
+			bar[i] = ' '
+		}
+	}
+	rate := float64(done) / el.Seconds()
+	eta := "?"
+	if rate > 0 && done < total {
+		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
+	} else if done >= total {
+		eta = "0s"
+	}
+	return fmt.Sprintf("prepare [%s] %d/%d images·epochs  %.1f/s  elapsed %s  ETA %s ",
+		bar, done, total, rate, el.Round(time.Second), eta)
+}
+
+// flagValue reads a global (Beam) flag without importing the runner packages.
+func flagValue(name string) string {
+	if f := flag.Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
