@@ -51,15 +51,6 @@ type ShardBuilder struct {
 	Workers int
 	// Classes names the labels (may be empty).
 	Classes []string
-
-	idxOnce  sync.Mutex
-	idxCache map[string]*idxEntry
-}
-
-type idxEntry struct {
-	once sync.Once
-	ds   *source.IDXRecords
-	err  error
 }
 
 // SampleMeta is the <key>.json member of every sample: where the sample
@@ -213,7 +204,7 @@ func (b *ShardBuilder) makeSample(ctx context.Context, it source.Item, job Shard
 		meta.Class = b.Classes[it.Label]
 	}
 	if it.Index >= 0 {
-		ds, err := b.idx(ctx, it.URI)
+		ds, err := source.OpenIDX(ctx, it)
 		if err != nil {
 			return fail(StageRead, err)
 		}
@@ -228,13 +219,13 @@ func (b *ShardBuilder) makeSample(ctx context.Context, it source.Item, job Shard
 		}
 		info, err := decode.DecodeInto(&st.src, data, decode.Options{MaxPixels: b.PixelLimit})
 		if err != nil {
-			return fail(StageDecode, fmt.Errorf("%s: %w", it.URI, err))
+			return fail(StageDecode, err)
 		}
 		meta.Format, meta.Mode = info.Format, info.Mode
 	}
 	meta.Width, meta.Height = st.src.W, st.src.H
 	if err := b.Policy.Apply(&st.src, b.Seed, it.Key, job.Epoch, &st.views); err != nil {
-		return fail(StageAugment, fmt.Errorf("%s: %w", it.URI, err))
+		return fail(StageAugment, err)
 	}
 	meta.Views = slices.Clone(st.views.Params)
 	mj, err := json.Marshal(&meta)
@@ -260,25 +251,4 @@ func stack(views []augment.Image) shard.Views {
 		pix = append(pix, views[i].Tight()...)
 	}
 	return shard.Views{Count: len(views), Height: h, Width: w, Pix: pix}
-}
-
-// idx returns the parsed IDX file at uri, loading it once per builder (the
-// DoFn keeps one builder per worker, so a 47 MB Fashion-MNIST file is read
-// once per worker, not once per record).
-func (b *ShardBuilder) idx(ctx context.Context, uri string) (*source.IDXRecords, error) {
-	b.idxOnce.Lock()
-	if b.idxCache == nil {
-		b.idxCache = map[string]*idxEntry{}
-	}
-	e, ok := b.idxCache[uri]
-	if !ok {
-		e = &idxEntry{}
-		b.idxCache[uri] = e
-	}
-	b.idxOnce.Unlock()
-	e.once.Do(func() { e.ds, e.err = source.LoadIDX(ctx, uri) })
-	if e.err != nil {
-		return nil, e.err
-	}
-	return e.ds, nil
 }
