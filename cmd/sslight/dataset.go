@@ -57,7 +57,7 @@ func runExportIDX(ctx context.Context, args []string) error {
 	labels := fs.String("labels", "", "IDX labels file matching --images")
 	out := fs.String("out", "", "output folder or gs:// prefix")
 	perClass := fs.Int("per-class", 0, "keep the first N records of each class (0 = all)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *images == "" || *labels == "" || *out == "" {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -62,6 +63,14 @@ func main() {
 	flag.Usage = usage
 	flag.Parse()
 	beam.Init()
+
+	// Prism logs every job step at INFO through slog; keep the terminal for
+	// progress and results unless the user asks (SSLIGHT_LOG=info|debug).
+	level := slog.LevelWarn
+	if err := level.UnmarshalText([]byte(os.Getenv("SSLIGHT_LOG"))); err != nil || os.Getenv("SSLIGHT_LOG") == "" {
+		level = slog.LevelWarn
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 
 	args := flag.Args()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {

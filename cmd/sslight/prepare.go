@@ -47,7 +47,7 @@ Examples:
       --staging_location=gs://bucket/stg --temp_location=gs://bucket/tmp`
 
 func runPrepare(ctx context.Context, args []string) error {
-	fs := newFlagSet("prepare", "--config FILE --source URI --out URI [flags]", prepareDescription)
+	fs := newPipelineFlagSet("prepare", "--config FILE --source URI --out URI [flags]", prepareDescription)
 	cfgPath := fs.String("config", "", "SSLight-schema YAML file, or a preset name ("+strings.Join(configs.PresetNames(), ", ")+")")
 	src := fs.String("source", "", "data root: a local folder or gs://bucket/prefix (default DATA.PATH_TO_DATA_DIR)")
 	out := fs.String("out", "", "output root for shards and manifest: a local folder or gs://bucket/prefix")
@@ -63,7 +63,7 @@ func runPrepare(ctx context.Context, args []string) error {
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set MULTI_VIEWS_TRANSFORMS.LOCAL_CROP_SIZE=96")
 	quiet := fs.Bool("quiet", false, "no progress display")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *cfgPath == "" || *out == "" {
