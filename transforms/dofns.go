@@ -68,11 +68,14 @@ type WriteShardsFn struct {
 	builder *ShardBuilder
 }
 
+// MetricsNamespace is the namespace of sslight's Beam counters.
+const MetricsNamespace = "sslight"
+
 var (
-	samplesCounter = beam.NewCounter("sslight", "samples_written")
-	shardsCounter  = beam.NewCounter("sslight", "shards_written")
-	bytesCounter   = beam.NewCounter("sslight", "shard_bytes_written")
-	deadCounter    = beam.NewCounter("sslight", "dead_letters")
+	samplesCounter = beam.NewCounter(MetricsNamespace, "samples_written")
+	shardsCounter  = beam.NewCounter(MetricsNamespace, "shards_written")
+	bytesCounter   = beam.NewCounter(MetricsNamespace, "shard_bytes_written")
+	deadCounter    = beam.NewCounter(MetricsNamespace, "dead_letters")
 )
 
 // Setup makes the builder once per DoFn instance (its IDX cache lives as
@@ -114,7 +117,7 @@ func (f *WriteShardsFn) ProcessElement(ctx context.Context, key string, lines fu
 		b, _ := json.Marshal(d)
 		emitDead(string(b))
 		deadCounter.Inc(ctx, 1)
-		beam.NewCounter("sslight", "dead_letters_"+d.Stage).Inc(ctx, 1)
+		beam.NewCounter(MetricsNamespace, "dead_letters_"+d.Stage).Inc(ctx, 1)
 	}
 	return nil
 }

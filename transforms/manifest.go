@@ -158,6 +158,16 @@ func (f *WriteManifestFn) ProcessElement(ctx context.Context, _ int, infoLines, 
 	if err != nil {
 		return err
 	}
+	// The listing's refusals never passed through a worker: count them here
+	// so the Beam counters cover every dead letter.
+	for _, r := range f.Rejected {
+		n := int64(1)
+		if r.IsItem {
+			n = int64(f.Epochs)
+		}
+		beam.NewCounter(MetricsNamespace, "dead_letters").Inc(ctx, n)
+		beam.NewCounter(MetricsNamespace, "dead_letters_"+r.Stage).Inc(ctx, n)
+	}
 	if err := deadletter.Write(ctx, storage.Join(f.Out, deadletter.FileName), all); err != nil {
 		return err
 	}

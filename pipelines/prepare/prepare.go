@@ -75,7 +75,10 @@ type Summary struct {
 	WallSeconds  float64 `json:"wall_seconds"`      // listing + pipeline
 	ImagesPerSec float64 `json:"images_per_second"` // samples+dead per wall second
 	Runner       string  `json:"runner"`
-	Parallelism  int     `json:"goroutines_per_shard"`
+	// Counters are the pipeline's Beam counters (samples_written,
+	// dead_letters_<stage>, ...) as the runner reported them.
+	Counters    map[string]int64 `json:"counters,omitempty"`
+	Parallelism int              `json:"goroutines_per_shard"`
 }
 
 // Run lists the source, runs the pipeline and returns the summary.
@@ -142,7 +145,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	})
 
 	stop := startProgress(opts.Progress, opts.Epochs*len(listing.Items), start)
-	_, err = beamx.RunWithMetrics(ctx, p)
+	pr, err := beamx.RunWithMetrics(ctx, p)
 	stop()
 	if err != nil {
 		return nil, fmt.Errorf("prepare: pipeline failed: %w", err)
@@ -166,6 +169,14 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		sum.DeadLetters += int(e.Dead)
 	}
 	sum.Annotations = int(m.AnnotationRejections)
+	if pr != nil {
+		sum.Counters = map[string]int64{}
+		for _, c := range pr.Metrics().AllMetrics().Counters() {
+			if c.Key.Namespace == transforms.MetricsNamespace {
+				sum.Counters[c.Key.Name] += c.Result()
+			}
+		}
+	}
 	if wall > 0 {
 		sum.ImagesPerSec = float64(sum.Samples+sum.DeadLetters) / wall
 	}

@@ -208,6 +208,10 @@ func TestPrepareImageNetLocal(t *testing.T) {
 	if sum.Inputs != inputs || sum.Samples != 2*(inputs-len(wantDead)) || sum.DeadLetters != 2*len(wantDead) {
 		t.Errorf("summary %+v: want %d inputs, %d samples, %d dead letters", sum, inputs, 2*(inputs-len(wantDead)), 2*len(wantDead))
 	}
+	if sum.Counters["samples_written"] != int64(sum.Samples) || sum.Counters["dead_letters"] != int64(sum.DeadLetters) ||
+		sum.Counters["dead_letters_list"] != 2 || sum.Counters["dead_letters_decode"] != int64(2*(len(wantDead)-1)) {
+		t.Errorf("Beam counters %v do not match the summary %+v", sum.Counters, sum)
+	}
 	m := checkRun(t, out, 2, inputs, wantDead)
 	if m.ConfigHash != cfg.Hash() || !strings.EqualFold(strings.Join(m.ClassNames, ","), "n01440764,n02102040") {
 		t.Errorf("manifest config hash %s classes %v", m.ConfigHash, m.ClassNames)
