@@ -78,22 +78,23 @@ Every result's image must be in the ground truth; results of a category the
 ground truth does not list are not evaluated (counted in results_ignored).
 Bad input (invalid JSON, missing fields, unknown images, boxes of negative
 size, masks that do not fit their image) stops the command with an error
-naming the file and the JSON path before any evaluation.
+naming the file and the JSON path before any matching starts.
 
 The JSON report goes to stdout (or --out); "stats" are summarize()'s 12
 numbers in the order of "stat_names"; per-category AP is over IoU
 0.50:0.95, area all, 100 detections, -1 for a category without ground
 truth. A pycocotools-style table goes to stderr unless --quiet.
 
-Example:
-  sslight eval coco --gt instances_val2017.json --dt segm_results.json --iou-type segm
+Example (a test scene of this repository):
+  sslight eval coco --iou-type segm --gt testdata/golden/coco/crowd_manydets/gt.json \
+      --dt testdata/golden/coco/crowd_manydets/dt.json
 
   {"stats":[0.3324,0.4933,0.4069,0.3375,0.4021,0.3964,0.3800,0.5264,0.5264,0.5544,0.5428,0.4083],
    "stat_names":["AP","AP50","AP75","APs","APm","APl","AR1","AR10","AR100","ARs","ARm","ARl"],
-   "iou_type":"segm","gt":"instances_val2017.json","dt":"segm_results.json",
+   "iou_type":"segm","gt":"testdata/golden/coco/crowd_manydets/gt.json","dt":"...dt.json",
    "images":36,"categories":4,"gt_annotations":105,"gt_ignored":0,
-   "results":257,"results_ignored":0,
-   "per_category":[{"id":1,"name":"person","ap":0.3512},...]}
+   "results":257,"results_ignored":1,
+   "per_category":[{"id":1,"name":"person","ap":0.3966},{"id":3,"name":"car","ap":0.4049},...]}
   (numbers shortened here; the report carries full double precision)`
 
 // cocoReport is the JSON written by `sslight eval coco`.
@@ -162,6 +163,12 @@ func runEvalCOCO(ctx context.Context, args []string) error {
 	gtFile.Close()
 	if err != nil {
 		return err
+	}
+	if iou == cocoeval.IoUSegm {
+		// Ground-truth mask problems surface before the results are read.
+		if err := gt.PrepareMasks(); err != nil {
+			return err
+		}
 	}
 	dtFile, err := storage.Open(ctx, *dtURI)
 	if err != nil {

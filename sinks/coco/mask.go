@@ -126,8 +126,9 @@ func PolygonRLE(xy []float64, h, w int) *RLE {
 	// Dense boundary points (u, v) along every edge, stepping along the
 	// edge's longer axis; edges are walked from their smaller end so that
 	// rounding is the same whichever way the polygon winds.
-	u := make([]int, 0, n)
-	v := make([]int, 0, n)
+	// int32 like C's int, and half the memory of int for long outlines.
+	u := make([]int32, 0, n)
+	v := make([]int32, 0, n)
 	for j := range k {
 		xs, xe, ys, ye := x[j], x[j+1], y[j], y[j+1]
 		dx, dy := absInt(xe-xs), absInt(ys-ye)
@@ -145,8 +146,8 @@ func PolygonRLE(xy []float64, h, w int) *RLE {
 				if flip {
 					t = dx - d
 				}
-				u = append(u, t+xs)
-				v = append(v, nanInt(float64(ys)+float64(s*float64(t))+.5))
+				u = append(u, int32(t+xs))
+				v = append(v, nanInt32(float64(ys)+float64(s*float64(t))+.5))
 			}
 		} else {
 			s := float64(xe-xs) / float64(dy)
@@ -155,8 +156,8 @@ func PolygonRLE(xy []float64, h, w int) *RLE {
 				if flip {
 					t = dy - d
 				}
-				v = append(v, t+ys)
-				u = append(u, nanInt(float64(xs)+float64(s*float64(t))+.5))
+				v = append(v, int32(t+ys))
+				u = append(u, nanInt32(float64(xs)+float64(s*float64(t))+.5))
 			}
 		}
 	}
@@ -408,12 +409,12 @@ func absInt(a int) int {
 	return a
 }
 
-// nanInt converts like C's (int) cast on x86: truncation toward zero, with
-// NaN giving the "integer indefinite" value. Go's conversion of NaN is
-// implementation-defined, so it is spelled out.
-func nanInt(f float64) int {
+// nanInt32 converts like C's (int) cast on x86: truncation toward zero,
+// with NaN giving the "integer indefinite" value. Go's conversion of NaN
+// is implementation-defined, so it is spelled out.
+func nanInt32(f float64) int32 {
 	if f != f {
 		return math.MinInt32
 	}
-	return int(f)
+	return int32(f)
 }
