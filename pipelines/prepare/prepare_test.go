@@ -317,7 +317,7 @@ func TestPrepareGCSEmulator(t *testing.T) {
 	}
 	defer srv.Stop()
 	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL(), "http://"))
-	srv.CreateBucket("bucket")
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "bucket"})
 	files, wantDead := imagenetTree(t)
 	for rel, b := range files {
 		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bucket", Name: "imagenet/train/" + rel}, Content: b})

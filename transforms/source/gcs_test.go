@@ -20,7 +20,7 @@ func TestListGCS(t *testing.T) {
 	}
 	defer srv.Stop()
 	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL(), "http://"))
-	srv.CreateBucket("data")
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "data"})
 	put := func(name string, data []byte) {
 		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "data", Name: name}, Content: data})
 	}
