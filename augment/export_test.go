@@ -1,0 +1,4 @@
+package augment
+
+// ProcessCPU exposes processCPU to the external benchmark package.
+var ProcessCPU = processCPU
