@@ -5,14 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 )
 
 // BenchmarkPrepare runs the whole pipeline (listing, Prism, decode,
 // SSLight multi-crop 2×224 + 6×128, shard writing, manifest) over real
 // ImageNet-size photos: SSLIGHT_PHOTOS (e.g. ../shared/photos, 76 photos)
-// or testdata/photos. Run it with -cpu 1,2 to see how the goroutine pool
-// inside the shard DoFn scales:
+// or testdata/photos, 8 epochs (SSLIGHT_BENCH_EPOCHS). Run it with -cpu 1,2
+// to see how the goroutine pool inside the shard DoFn scales:
 //
 //	SSLIGHT_PHOTOS=$PWD/../shared/photos go test -run '^$' -bench Prepare -cpu 1,2 -benchtime 3x ./pipelines/prepare/
 func BenchmarkPrepare(b *testing.B) {
@@ -40,7 +41,10 @@ func BenchmarkPrepare(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const epochs = 2
+	epochs := 8
+	if e, err := strconv.Atoi(os.Getenv("SSLIGHT_BENCH_EPOCHS")); err == nil && e > 0 {
+		epochs = e
+	}
 	b.ResetTimer()
 	images := 0
 	for i := 0; i < b.N; i++ {

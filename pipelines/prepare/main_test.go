@@ -2,6 +2,7 @@ package prepare
 
 import (
 	"flag"
+	"log/slog"
 	"os"
 	"testing"
 
@@ -13,5 +14,7 @@ import (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	beam.Init()
+	// Prism logs each job step at INFO; keep test and benchmark output readable.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(m.Run())
 }
