@@ -21,6 +21,8 @@ func init() {
 	register.Emitter1[string]()
 	register.Iter1[string]()
 	beam.RegisterType(reflect.TypeOf((*augment.MultiCropPolicy)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*ShardBuilder)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*ManifestParams)(nil)).Elem())
 }
 
 // Progress counts the items the WriteShards DoFns of this process have
@@ -50,22 +52,15 @@ func (f *AssignShardsFn) ProcessElement(line string, emit func(string, string)) 
 	return nil
 }
 
-// WriteShardsFn builds and writes one shard per group with a ShardBuilder
-// (a goroutine pool inside the DoFn: Prism runs a stage's elements one at a
+// WriteShardsFn builds and writes one shard per group with its Builder (a
+// goroutine pool inside the DoFn: Prism runs a stage's elements one at a
 // time, so parallelism has to live here). It emits the shard's shard.Info
 // and the dead letters of its failed items as JSON strings. Emitters and
 // metrics are touched only from the ProcessElement goroutine: they are not
 // goroutine-safe.
 type WriteShardsFn struct {
-	Out        string
-	ConfigHash string
-	Seed       uint64
-	Policy     augment.MultiCropPolicy
-	PixelLimit int64
-	Workers    int
-	Classes    []string
-
-	builder *ShardBuilder
+	// Builder is the configuration, serialised to the workers.
+	Builder ShardBuilder
 }
 
 // MetricsNamespace is the namespace of sslight's Beam counters.
@@ -77,15 +72,6 @@ var (
 	bytesCounter   = beam.NewCounter(MetricsNamespace, "shard_bytes_written")
 	deadCounter    = beam.NewCounter(MetricsNamespace, "dead_letters")
 )
-
-// Setup makes the builder once per DoFn instance (its IDX cache lives as
-// long as the worker).
-func (f *WriteShardsFn) Setup() {
-	f.builder = &ShardBuilder{
-		Out: f.Out, ConfigHash: f.ConfigHash, Seed: f.Seed, Policy: f.Policy,
-		PixelLimit: f.PixelLimit, Workers: f.Workers, Classes: f.Classes,
-	}
-}
 
 // ProcessElement builds the shard named by key from its items.
 func (f *WriteShardsFn) ProcessElement(ctx context.Context, key string, lines func(*string) bool, emitInfo, emitDead func(string)) error {
@@ -102,7 +88,7 @@ func (f *WriteShardsFn) ProcessElement(ctx context.Context, key string, lines fu
 		}
 		job.Items = append(job.Items, it)
 	}
-	info, dead, err := f.builder.Build(ctx, job)
+	info, dead, err := f.Builder.Build(ctx, job)
 	if err != nil {
 		return fmt.Errorf("shard %s: %w", key, err)
 	}

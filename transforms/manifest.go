@@ -113,14 +113,8 @@ func BuildManifest(p ManifestParams, infos []shard.Info, dead []deadletter.Recor
 type WriteManifestFn struct {
 	Out        string
 	ListingURI string
-	ConfigHash string
-	ConfigJSON string
-	Seed       uint64
-	Epochs     int
-	Format     string
-	Root       string
-	Classes    []string
-	Rejected   []source.Rejection
+	// Params describe the run; Params.Items is filled from ListingURI.
+	Params ManifestParams
 }
 
 // ProcessElement writes the run's manifest and dead-letter file.
@@ -151,19 +145,18 @@ func (f *WriteManifestFn) ProcessElement(ctx context.Context, _ int, infoLines, 
 		}
 		dead = append(dead, d)
 	}
-	m, all, err := BuildManifest(ManifestParams{
-		ConfigHash: f.ConfigHash, ConfigJSON: f.ConfigJSON, Seed: f.Seed, Epochs: f.Epochs,
-		Format: f.Format, Root: f.Root, Classes: f.Classes, Items: items, Rejected: f.Rejected,
-	}, infos, dead)
+	p := f.Params
+	p.Items = items
+	m, all, err := BuildManifest(p, infos, dead)
 	if err != nil {
 		return err
 	}
 	// The listing's refusals never passed through a worker: count them here
 	// so the Beam counters cover every dead letter.
-	for _, r := range f.Rejected {
+	for _, r := range p.Rejected {
 		n := int64(1)
 		if r.IsItem {
-			n = int64(f.Epochs)
+			n = int64(p.Epochs)
 		}
 		beam.NewCounter(MetricsNamespace, "dead_letters").Inc(ctx, n)
 		beam.NewCounter(MetricsNamespace, "dead_letters_"+r.Stage).Inc(ctx, n)

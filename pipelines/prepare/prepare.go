@@ -134,14 +134,16 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	lines := textio.Read(s, listingURI)
 	infos, dead := transforms.MultiCropShards(s, lines,
 		&transforms.AssignShardsFn{Epochs: opts.Epochs, ShardsPerEpoch: shardsPerEpoch, Seed: seed},
-		&transforms.WriteShardsFn{
+		&transforms.WriteShardsFn{Builder: transforms.ShardBuilder{
 			Out: opts.Out, ConfigHash: hash, Seed: seed, Policy: policy,
 			PixelLimit: cfg.Data.PixelLimit, Workers: opts.Workers, Classes: listing.Classes,
-		})
+		}})
 	transforms.WriteManifest(s, infos, dead, &transforms.WriteManifestFn{
-		Out: opts.Out, ListingURI: listingURI, ConfigHash: hash, ConfigJSON: string(cfg.CanonicalJSON()),
-		Seed: seed, Epochs: opts.Epochs, Format: listing.Format, Root: listing.Root,
-		Classes: listing.Classes, Rejected: listing.Rejected,
+		Out: opts.Out, ListingURI: listingURI,
+		Params: transforms.ManifestParams{
+			ConfigHash: hash, ConfigJSON: string(cfg.CanonicalJSON()), Seed: seed, Epochs: opts.Epochs,
+			Format: listing.Format, Root: listing.Root, Classes: listing.Classes, Rejected: listing.Rejected,
+		},
 	})
 
 	stop := startProgress(opts.Progress, opts.Epochs*len(listing.Items), start)

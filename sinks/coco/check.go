@@ -1,6 +1,7 @@
 package coco
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"slices"
@@ -104,7 +105,7 @@ func Check(d *Dataset) (*Index, []Problem) {
 		seenCat[c.ID] = true
 		ix.Categories = append(ix.Categories, c)
 	}
-	slices.SortStableFunc(ix.Categories, func(a, b Category) int { return cmpInt(a.ID, b.ID) })
+	slices.SortStableFunc(ix.Categories, func(a, b Category) int { return cmp.Compare(a.ID, b.ID) })
 	for i, c := range ix.Categories {
 		ix.category[c.ID] = i
 	}
@@ -212,14 +213,4 @@ func CleanRelative(name string) bool { return cleanRelative(name) }
 func cleanRelative(name string) bool {
 	return name != "" && !strings.HasPrefix(name, "/") && !strings.Contains(name, "\\") &&
 		path.Clean(name) == name && name != "." && !strings.HasPrefix(name, "../") && name != ".."
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	sinkstorage "github.com/sslight-go/sslight/sinks/storage"
 	"io"
 	"io/fs"
 	"os"
@@ -24,15 +25,6 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/memfs"
 )
 
-// scheme returns uri's scheme ("gs", "memfs") or "" for a local path, the
-// way Beam's filesystem registry picks a filesystem.
-func scheme(uri string) string {
-	if i := strings.Index(uri, "://"); i > 0 {
-		return uri[:i]
-	}
-	return ""
-}
-
 // normalizeRoot makes local roots absolute and clean (workers may run
 // elsewhere) and strips trailing slashes from URIs. Roots on object stores
 // may not hold glob characters: Beam lists by glob there, so a root with
@@ -41,7 +33,7 @@ func normalizeRoot(root string) (string, error) {
 	if root == "" {
 		return "", fmt.Errorf("source: empty root")
 	}
-	if scheme(root) == "" {
+	if sinkstorage.Scheme(root) == "" {
 		abs, err := filepath.Abs(root)
 		if err != nil {
 			return "", fmt.Errorf("source: root %s: %w", root, err)
@@ -52,7 +44,7 @@ func normalizeRoot(root string) (string, error) {
 	if strings.HasSuffix(r, ":") { // "gs://" alone
 		return "", fmt.Errorf("source: root %s names no bucket", root)
 	}
-	if strings.ContainsAny(r[len(scheme(r))+3:], "*?[") {
+	if strings.ContainsAny(r[len(sinkstorage.Scheme(r))+3:], "*?[") {
 		return "", fmt.Errorf("source: root %s contains a glob character (* ? [), which object-store listing would expand", root)
 	}
 	return r, nil
@@ -60,7 +52,7 @@ func normalizeRoot(root string) (string, error) {
 
 // join returns the URI of rel (a slash path) under root.
 func join(root, rel string) string {
-	if scheme(root) == "" {
+	if sinkstorage.Scheme(root) == "" {
 		return filepath.Join(root, filepath.FromSlash(rel))
 	}
 	return root + "/" + rel
@@ -83,7 +75,7 @@ type object struct {
 func walk(ctx context.Context, root string) ([]object, error) {
 	var objs []object
 	var err error
-	switch scheme(root) {
+	switch sinkstorage.Scheme(root) {
 	case "":
 		objs, err = walkLocal(root)
 	case "gs":
@@ -271,7 +263,7 @@ func statAll(ctx context.Context, fsys filesystem.Interface, objs []object) {
 // file and never closes it), the filesystem elsewhere.
 func statOne(ctx context.Context, uri string) (object, error) {
 	o := object{URI: uri, Rel: path.Base(filepath.ToSlash(uri))}
-	if scheme(uri) == "" {
+	if sinkstorage.Scheme(uri) == "" {
 		st, err := os.Stat(uri)
 		if err != nil {
 			return o, err
@@ -308,7 +300,7 @@ var fsCache struct {
 }
 
 func fsFor(ctx context.Context, uri string) (filesystem.Interface, error) {
-	key := scheme(uri)
+	key := sinkstorage.Scheme(uri)
 	if key == "gs" {
 		key += "|" + os.Getenv("STORAGE_EMULATOR_HOST")
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	sinkstorage "github.com/sslight-go/sslight/sinks/storage"
 	"io"
 	"path"
 	"path/filepath"
@@ -144,7 +145,7 @@ func firstExisting(ctx context.Context, stem string) string {
 
 // parent returns the folder part of a local path or URI.
 func parent(uri string) string {
-	if scheme(uri) == "" {
+	if sinkstorage.Scheme(uri) == "" {
 		return filepath.Dir(uri)
 	}
 	return uri[:strings.LastIndexByte(uri, '/')]

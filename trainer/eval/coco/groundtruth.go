@@ -1,6 +1,7 @@
 package coco
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -84,12 +85,12 @@ func NewGroundTruth(d *cocojson.Dataset, name string) (*GroundTruth, error) {
 		firstCat[c.ID] = i
 	}
 	g.images = slices.Clone(d.Images)
-	slices.SortFunc(g.images, func(a, b cocojson.Image) int { return cmpInt64(a.ID, b.ID) })
+	slices.SortFunc(g.images, func(a, b cocojson.Image) int { return cmp.Compare(a.ID, b.ID) })
 	for i, im := range g.images {
 		g.imageIndex[im.ID] = int32(i)
 	}
 	g.categories = slices.Clone(d.Categories)
-	slices.SortFunc(g.categories, func(a, b cocojson.Category) int { return cmpInt64(a.ID, b.ID) })
+	slices.SortFunc(g.categories, func(a, b cocojson.Category) int { return cmp.Compare(a.ID, b.ID) })
 	for i, c := range g.categories {
 		g.catIndex[c.ID] = int32(i)
 	}
@@ -180,14 +181,4 @@ func checkSegmentation(s *cocojson.Segmentation, im cocojson.Image) error {
 		return nil
 	}
 	return cocojson.CheckPolygons(s.Polygons, im.Height, im.Width)
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
