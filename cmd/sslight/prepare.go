@@ -129,6 +129,10 @@ func runPrepare(ctx context.Context, args []string) error {
 	}
 	b, _ := json.MarshalIndent(sum, "", "  ")
 	fmt.Println(string(b))
+	if sum.Samples == 0 {
+		fmt.Fprintf(os.Stderr, "sslight prepare: warning: no sample was written, every input was refused; the reasons are in %s\n",
+			strings.TrimSuffix(sum.Manifest, "manifest.json")+"dead-letter.jsonl")
+	}
 	return nil
 }
 

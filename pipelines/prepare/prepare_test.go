@@ -569,3 +569,20 @@ func TestPrepareRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareIDXNotIDX: an images file with a wrong magic cannot give a
+// single record; the run records it as one dead input per epoch instead of
+// crashing, and writes a manifest that says so.
+func TestPrepareIDXNotIDX(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "train-images-idx3-ubyte"), []byte("\xff\xd8\xff\xe0 this is a JPEG header, not IDX"), 0o644)
+	out := t.TempDir()
+	sum, err := Run(context.Background(), Options{Config: preset(t, "dino_fmnist_sslight"), Source: dir, Out: out, Epochs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Samples != 0 || sum.DeadLetters != 2 || sum.Shards != 0 {
+		t.Errorf("summary %+v: want 0 samples, 0 shards, 2 dead letters", sum)
+	}
+	checkRun(t, out, 2, 1, map[string]string{"train-images-idx3-ubyte": "is not IDX"})
+}

@@ -53,6 +53,14 @@ func listIDX(ctx context.Context, root string, opts Options) (*Listing, error) {
 		return nil, fmt.Errorf("source: images file %s: %w", imagesURI, err)
 	}
 	info, trunc, err := scanIDX(ctx, imagesURI)
+	var fe *idx.FormatError
+	if errors.As(err, &fe) {
+		// Not an IDX images file at all (wrong magic, bad dimensions): no
+		// record can be read, so the file itself is the one refused input,
+		// recorded as a dead letter rather than failing the run.
+		base := path.Base(filepath.ToSlash(imagesURI))
+		return &Listing{Rejected: []Rejection{{URI: imagesURI, Key: base, Stage: StageList, Error: err.Error(), IsItem: true}}}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,7 @@ func TestListIDX(t *testing.T) {
 		wantLbls  []int
 		wantClass []string
 		wantRej   string // key of the one rejection, "" for none
+		wantWhy   string // what the rejection says (default: records are missing)
 		wantErr   string
 	}{
 		{name: "raw files", files: map[string][]byte{"train-images-idx3-ubyte": imgs, "train-labels-idx1-ubyte": lbls},
@@ -86,14 +87,16 @@ func TestListIDX(t *testing.T) {
 			wantErr: "record 2 has label 12, outside Fashion-MNIST's 0..9"},
 		{name: "label count differs", files: map[string][]byte{"train-images-idx3-ubyte": imgs, "train-labels-idx1-ubyte": idxBytes([]uint32{5}, []byte{1, 2, 3, 4, 5})},
 			wantErr: "declares 5 labels, images file"},
+		// A file that is not an IDX images file is one refused input (a dead
+		// letter), not a failed run.
 		{name: "labels where images belong", files: map[string][]byte{"train-images-idx3-ubyte": lbls},
-			wantErr: "train-images-idx3-ubyte: magic 0x00000801 is uint8 [4], want images"},
+			wantRej: "train-images-idx3-ubyte", wantWhy: "train-images-idx3-ubyte: magic 0x00000801 is uint8 [4], want images"},
 		{name: "images where labels belong", files: map[string][]byte{"train-images-idx3-ubyte": imgs, "train-labels-idx1-ubyte": imgs},
 			wantErr: "train-labels-idx1-ubyte: magic 0x00000803 is uint8 [4 2 3], want labels"},
 		{name: "trailing bytes", files: map[string][]byte{"train-images-idx3-ubyte": append(slices.Clone(imgs), 0)},
-			wantErr: "after the declared 24-byte body"},
+			wantRej: "train-images-idx3-ubyte", wantWhy: "after the declared 24-byte body"},
 		{name: "not IDX", files: map[string][]byte{"train-images-idx3-ubyte": photo(t, 0)},
-			wantErr: "magic ff d8 ff e0 is not IDX"},
+			wantRej: "train-images-idx3-ubyte", wantWhy: "magic ff d8 ff e0 is not IDX"},
 		{name: "no images file", files: map[string][]byte{"train-labels-idx1-ubyte": lbls},
 			wantErr: "no train-images-idx3-ubyte[.gz] in"},
 	}
@@ -131,9 +134,13 @@ func TestListIDX(t *testing.T) {
 					}
 				}
 				var rej []string
+				why := tc.wantWhy
+				if why == "" {
+					why = "are missing"
+				}
 				for _, r := range l.Rejected {
 					rej = append(rej, r.Key)
-					if !r.IsItem || r.Stage != StageList || !strings.Contains(r.Error, "are missing") {
+					if !r.IsItem || r.Stage != StageList || !strings.Contains(r.Error, why) {
 						t.Fatalf("%s: rejection %+v", base, r)
 					}
 				}
