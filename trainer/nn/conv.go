@@ -1,0 +1,471 @@
+package nn
+
+import (
+	"fmt"
+
+	"gonum.org/v1/gonum/blas"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ConvParams are a 2-D convolution's hyper-parameters, as torch.nn.Conv2d's.
+// Pairs are (height, width).
+type ConvParams struct {
+	Stride   [2]int
+	Padding  [2]int
+	Dilation [2]int
+	Groups   int
+}
+
+// Conv2dOp convolves x [N, C, H, W] with w [O, C/groups, KH, KW] (no bias)
+// and returns [N, O, OH, OW]. It is one coarse op: per image and group an
+// im2col buffer and one SGEMM writing straight into the NCHW output; 1x1
+// stride-1 convolutions skip im2col, depthwise convolutions (groups = C = O)
+// use a direct loop. Images are spread over the CPUs.
+func Conv2dOp(x, w *gorgonia.Node, p ConvParams) (*gorgonia.Node, error) {
+	return apply(&convKernel{p: p.withDefaults()}, x, w)
+}
+
+func (p ConvParams) withDefaults() ConvParams {
+	for i := range 2 {
+		if p.Stride[i] == 0 {
+			p.Stride[i] = 1
+		}
+		if p.Dilation[i] == 0 {
+			p.Dilation[i] = 1
+		}
+	}
+	if p.Groups == 0 {
+		p.Groups = 1
+	}
+	return p
+}
+
+type convKernel struct {
+	p ConvParams
+}
+
+// convGeom is the geometry of one convolution, derived from the shapes.
+type convGeom struct {
+	n, c, h, w     int
+	o, kh, kw      int
+	oh, ow         int
+	g, cg, og      int
+	k, p           int // im2col rows (cg*kh*kw) and columns (oh*ow)
+	sh, sw, ph, pw int
+	dh, dw         int
+}
+
+func (k *convKernel) name() string {
+	return fmt.Sprintf("Conv2d{s%v p%v d%v g%d}", k.p.Stride, k.p.Padding, k.p.Dilation, k.p.Groups)
+}
+
+func (k *convKernel) diffWRT() []bool { return []bool{true, true} }
+
+func (k *convKernel) geom(in []tensor.Shape) (convGeom, error) {
+	if len(in) != 2 || in[0].Dims() != 4 || in[1].Dims() != 4 {
+		return convGeom{}, fmt.Errorf("want x [N,C,H,W] and w [O,C/groups,KH,KW], have %v", in)
+	}
+	x, w := in[0], in[1]
+	p := k.p
+	g := convGeom{n: x[0], c: x[1], h: x[2], w: x[3], o: w[0], kh: w[2], kw: w[3], g: p.Groups,
+		sh: p.Stride[0], sw: p.Stride[1], ph: p.Padding[0], pw: p.Padding[1], dh: p.Dilation[0], dw: p.Dilation[1]}
+	if g.g <= 0 || g.c%g.g != 0 || g.o%g.g != 0 {
+		return g, fmt.Errorf("groups %d must divide in channels %d and out channels %d", g.g, g.c, g.o)
+	}
+	g.cg, g.og = g.c/g.g, g.o/g.g
+	if w[1] != g.cg {
+		return g, fmt.Errorf("weight %v has %d input channels per group, x has %d", w, w[1], g.cg)
+	}
+	if g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1 || g.ph < 0 || g.pw < 0 {
+		return g, fmt.Errorf("bad stride/padding/dilation %+v", p)
+	}
+	g.oh = (g.h+2*g.ph-g.dh*(g.kh-1)-1)/g.sh + 1
+	g.ow = (g.w+2*g.pw-g.dw*(g.kw-1)-1)/g.sw + 1
+	if g.oh < 1 || g.ow < 1 {
+		return g, fmt.Errorf("input %v too small for kernel %dx%d", x, g.kh, g.kw)
+	}
+	g.k, g.p = g.cg*g.kh*g.kw, g.oh*g.ow
+	return g, nil
+}
+
+func (k *convKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	g, err := k.geom(in)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{g.n, g.o, g.oh, g.ow}, nil
+}
+
+// pointwise reports a 1x1 stride-1 unpadded convolution, whose im2col
+// matrix is the input itself.
+func (g *convGeom) pointwise() bool {
+	return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
+}
+
+func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 }
+
+// gemmColumns is the number of output positions one SGEMM should cover
+// at least: with few positions per image (the last stages of a CNN), images
+// are batched into one GEMM so that it is not a matrix-vector product.
+const gemmColumns = 512
+
+// chunkImages returns how many images one GEMM covers.
+func (g *convGeom) chunkImages() int {
+	nb := max(1, gemmColumns/g.p)
+	// Keep at least one chunk per worker when the batch allows.
+	if w := numWorkers(g.n); g.n/nb < w {
+		nb = max(1, g.n/w)
+	}
+	return min(nb, g.n)
+}
+
+// convScratch is one worker's buffers for a chunk of nb images.
+type convScratch struct {
+	col []float32 // [k, nb*p] im2col of the chunk (one group)
+	tmp []float32 // [og, nb*p] GEMM output / gathered gradient
+}
+
+func (g *convGeom) scratch(nb int) *convScratch {
+	return &convScratch{col: getScratch(g.k * nb * g.p), tmp: getScratch(g.og * nb * g.p)}
+}
+
+// release returns the workers' buffers to the pools.
+func release(ss []*convScratch) {
+	for _, s := range ss {
+		if s != nil {
+			putScratch(s.col)
+			putScratch(s.tmp)
+		}
+	}
+}
+
+// direct reports whether a chunk's im2col matrix is the input itself: a
+// pointwise convolution on one image.
+func (g *convGeom) direct(nb int) bool { return nb == 1 && g.pointwise() }
+
+func (k *convKernel) forward(out []float32, in [][]float32, shapes []tensor.Shape) {
+	g, _ := k.geom(shapes)
+	x, w := in[0], in[1]
+	if g.depthwise() {
+		parallelFor(g.n*g.c, func(_, lo, hi int) {
+			for nc := lo; nc < hi; nc++ {
+				c := nc % g.c
+				depthwiseForward(&g, out[nc*g.p:(nc+1)*g.p], x[nc*g.h*g.w:(nc+1)*g.h*g.w], w[c*g.kh*g.kw:(c+1)*g.kh*g.kw])
+			}
+		})
+		return
+	}
+	bl := gorgonia.WhichBLAS()
+	nb := g.chunkImages()
+	chunks := (g.n + nb - 1) / nb
+	imgX, imgO := g.c*g.h*g.w, g.o*g.p
+	scratch := make([]*convScratch, numWorkers(chunks))
+	defer release(scratch)
+	parallelFor(chunks, func(wk, lo, hi int) {
+		if scratch[wk] == nil {
+			scratch[wk] = g.scratch(nb)
+		}
+		sc := scratch[wk]
+		for ch := lo; ch < hi; ch++ {
+			n0 := ch * nb
+			cnt := min(nb, g.n-n0)
+			cols := cnt * g.p
+			for gi := 0; gi < g.g; gi++ {
+				wg := w[gi*g.og*g.k : (gi+1)*g.og*g.k]
+				if g.direct(cnt) {
+					xg := x[n0*imgX+gi*g.cg*g.h*g.w:]
+					on := out[n0*imgO+gi*g.og*g.p:]
+					bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, g.p, g.k, 1, wg, g.k, xg, g.p, 0, on, g.p)
+					continue
+				}
+				for i := 0; i < cnt; i++ {
+					xg := x[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
+					im2col(&g, sc.col[i*g.p:], cols, xg)
+				}
+				if cnt == 1 {
+					// One image: the GEMM writes straight into NCHW.
+					bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, g.p, g.k, 1, wg, g.k, sc.col, cols, 0, out[n0*imgO+gi*g.og*g.p:], g.p)
+					continue
+				}
+				bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, cols, g.k, 1, wg, g.k, sc.col, cols, 0, sc.tmp, cols)
+				// Scatter [og, cnt·p] into the images' channel planes.
+				for o := 0; o < g.og; o++ {
+					for i := 0; i < cnt; i++ {
+						copy(out[(n0+i)*imgO+(gi*g.og+o)*g.p:][:g.p], sc.tmp[o*cols+i*g.p:][:g.p])
+					}
+				}
+			}
+		}
+	})
+}
+
+// gatherGrad copies the output gradient of images n0..n0+cnt, group gi,
+// into tmp [og, cnt·p].
+func (g *convGeom) gatherGrad(tmp, grad []float32, n0, cnt, gi int) {
+	cols := cnt * g.p
+	for o := 0; o < g.og; o++ {
+		for i := 0; i < cnt; i++ {
+			copy(tmp[o*cols+i*g.p:][:g.p], grad[(n0+i)*g.o*g.p+(gi*g.og+o)*g.p:][:g.p])
+		}
+	}
+}
+
+func (k *convKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, shapes []tensor.Shape) {
+	g, _ := k.geom(shapes)
+	x, w := in[0], in[1]
+	if g.depthwise() {
+		if wrt == 0 {
+			parallelFor(g.n*g.c, func(_, lo, hi int) {
+				for nc := lo; nc < hi; nc++ {
+					c := nc % g.c
+					depthwiseBackwardData(&g, dIn[nc*g.h*g.w:(nc+1)*g.h*g.w], grad[nc*g.p:(nc+1)*g.p], w[c*g.kh*g.kw:(c+1)*g.kh*g.kw])
+				}
+			})
+			return
+		}
+		// Filter gradient: channels are independent, so split over them and
+		// loop over the batch inside (no reduction across workers).
+		kk := g.kh * g.kw
+		parallelFor(g.c, func(_, lo, hi int) {
+			for c := lo; c < hi; c++ {
+				for n := 0; n < g.n; n++ {
+					nc := n*g.c + c
+					depthwiseBackwardFilter(&g, dIn[c*kk:(c+1)*kk], grad[nc*g.p:(nc+1)*g.p], x[nc*g.h*g.w:(nc+1)*g.h*g.w])
+				}
+			}
+		})
+		return
+	}
+	bl := gorgonia.WhichBLAS()
+	nb := g.chunkImages()
+	chunks := (g.n + nb - 1) / nb
+	imgX, imgO := g.c*g.h*g.w, g.o*g.p
+	workers := numWorkers(chunks)
+	scratch := make([]*convScratch, workers)
+	defer release(scratch)
+	if wrt == 0 {
+		parallelFor(chunks, func(wk, lo, hi int) {
+			if scratch[wk] == nil {
+				scratch[wk] = g.scratch(nb)
+			}
+			sc := scratch[wk]
+			for ch := lo; ch < hi; ch++ {
+				n0 := ch * nb
+				cnt := min(nb, g.n-n0)
+				cols := cnt * g.p
+				for gi := 0; gi < g.g; gi++ {
+					wg := w[gi*g.og*g.k : (gi+1)*g.og*g.k]
+					if g.direct(cnt) {
+						// dx = Wᵀ·dy straight into the image's planes.
+						bl.Sgemm(blas.Trans, blas.NoTrans, g.k, g.p, g.og, 1, wg, g.k, grad[n0*imgO+gi*g.og*g.p:], g.p, 0, dIn[n0*imgX+gi*g.cg*g.h*g.w:], g.p)
+						continue
+					}
+					gg, ld := grad[n0*imgO+gi*g.og*g.p:], g.p
+					if cnt > 1 {
+						g.gatherGrad(sc.tmp, grad, n0, cnt, gi)
+						gg, ld = sc.tmp, cols
+					}
+					bl.Sgemm(blas.Trans, blas.NoTrans, g.k, cols, g.og, 1, wg, g.k, gg, ld, 0, sc.col, cols)
+					for i := 0; i < cnt; i++ {
+						dxg := dIn[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
+						col2im(&g, dxg, sc.col[i*g.p:], cols)
+					}
+				}
+			}
+		})
+		return
+	}
+	// Filter gradient: each worker accumulates its chunks into its own
+	// buffer; the buffers are summed at the end.
+	acc := make([][]float32, workers)
+	parallelFor(chunks, func(wk, lo, hi int) {
+		if scratch[wk] == nil {
+			scratch[wk] = g.scratch(nb)
+		}
+		sc := scratch[wk]
+		dw := dIn
+		if wk > 0 {
+			acc[wk] = getScratch(len(dIn))
+			clear(acc[wk])
+			dw = acc[wk]
+		}
+		for ch := lo; ch < hi; ch++ {
+			n0 := ch * nb
+			cnt := min(nb, g.n-n0)
+			cols := cnt * g.p
+			for gi := 0; gi < g.g; gi++ {
+				var b []float32
+				if g.direct(cnt) {
+					b = x[n0*imgX+gi*g.cg*g.h*g.w:][:g.cg*g.p]
+				} else {
+					for i := 0; i < cnt; i++ {
+						xg := x[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
+						im2col(&g, sc.col[i*g.p:], cols, xg)
+					}
+					b = sc.col
+				}
+				gg, ld := grad[n0*imgO+gi*g.og*g.p:], g.p
+				if cnt > 1 {
+					g.gatherGrad(sc.tmp, grad, n0, cnt, gi)
+					gg, ld = sc.tmp, cols
+				}
+				bl.Sgemm(blas.NoTrans, blas.Trans, g.og, g.k, cols, 1, gg, ld, b, cols, 1, dw[gi*g.og*g.k:(gi+1)*g.og*g.k], g.k)
+			}
+		}
+	})
+	for _, a := range acc[1:] {
+		for i, v := range a {
+			dIn[i] += v
+		}
+		putScratch(a)
+	}
+}
+
+// im2col fills the columns of one image's group xg [cg, h, w] into col:
+// row r (of cg·kh·kw) starts at col[r·ld] and holds oh·ow values.
+func im2col(g *convGeom, col []float32, ld int, xg []float32) {
+	row := 0
+	for c := 0; c < g.cg; c++ {
+		xc := xg[c*g.h*g.w : (c+1)*g.h*g.w]
+		for i := 0; i < g.kh; i++ {
+			for j := 0; j < g.kw; j++ {
+				dst := col[row*ld : row*ld+g.p]
+				row++
+				for oy := 0; oy < g.oh; oy++ {
+					y := oy*g.sh - g.ph + i*g.dh
+					d := dst[oy*g.ow : (oy+1)*g.ow]
+					if y < 0 || y >= g.h {
+						clear(d)
+						continue
+					}
+					xr := xc[y*g.w : (y+1)*g.w]
+					xs := j*g.dw - g.pw
+					lo, hi := validRange(xs, g.sw, g.w, g.ow)
+					clear(d[:lo])
+					clear(d[hi:])
+					for ox := lo; ox < hi; ox++ {
+						d[ox] = xr[xs+ox*g.sw]
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2im writes the adjoint of im2col: the columns (row r at col[r·ld])
+// summed back into dxg [cg, h, w], which is overwritten.
+func col2im(g *convGeom, dxg, col []float32, ld int) {
+	clear(dxg)
+	row := 0
+	for c := 0; c < g.cg; c++ {
+		dc := dxg[c*g.h*g.w : (c+1)*g.h*g.w]
+		for i := 0; i < g.kh; i++ {
+			for j := 0; j < g.kw; j++ {
+				src := col[row*ld : row*ld+g.p]
+				row++
+				for oy := 0; oy < g.oh; oy++ {
+					y := oy*g.sh - g.ph + i*g.dh
+					if y < 0 || y >= g.h {
+						continue
+					}
+					dr := dc[y*g.w : (y+1)*g.w]
+					s := src[oy*g.ow : (oy+1)*g.ow]
+					xs := j*g.dw - g.pw
+					lo, hi := validRange(xs, g.sw, g.w, g.ow)
+					for ox := lo; ox < hi; ox++ {
+						dr[xs+ox*g.sw] += s[ox]
+					}
+				}
+			}
+		}
+	}
+}
+
+// depthwiseForward convolves one channel xc [h, w] with its filter wc [kh, kw].
+func depthwiseForward(g *convGeom, out, xc, wc []float32) {
+	for oy := 0; oy < g.oh; oy++ {
+		o := out[oy*g.ow : (oy+1)*g.ow]
+		clear(o)
+		for i := 0; i < g.kh; i++ {
+			y := oy*g.sh - g.ph + i*g.dh
+			if y < 0 || y >= g.h {
+				continue
+			}
+			xr := xc[y*g.w : (y+1)*g.w]
+			for j := 0; j < g.kw; j++ {
+				wv := wc[i*g.kw+j]
+				xs := j*g.dw - g.pw
+				lo, hi := validRange(xs, g.sw, g.w, g.ow)
+				for ox := lo; ox < hi; ox++ {
+					o[ox] += wv * xr[xs+ox*g.sw]
+				}
+			}
+		}
+	}
+}
+
+// depthwiseBackwardData adds the input gradient of one channel into dx.
+func depthwiseBackwardData(g *convGeom, dx, gr, wc []float32) {
+	for oy := 0; oy < g.oh; oy++ {
+		gro := gr[oy*g.ow : (oy+1)*g.ow]
+		for i := 0; i < g.kh; i++ {
+			y := oy*g.sh - g.ph + i*g.dh
+			if y < 0 || y >= g.h {
+				continue
+			}
+			dr := dx[y*g.w : (y+1)*g.w]
+			for j := 0; j < g.kw; j++ {
+				wv := wc[i*g.kw+j]
+				xs := j*g.dw - g.pw
+				lo, hi := validRange(xs, g.sw, g.w, g.ow)
+				for ox := lo; ox < hi; ox++ {
+					dr[xs+ox*g.sw] += wv * gro[ox]
+				}
+			}
+		}
+	}
+}
+
+// depthwiseBackwardFilter adds one image's filter gradient of one channel into dw.
+func depthwiseBackwardFilter(g *convGeom, dw, gr, xc []float32) {
+	for oy := 0; oy < g.oh; oy++ {
+		gro := gr[oy*g.ow : (oy+1)*g.ow]
+		for i := 0; i < g.kh; i++ {
+			y := oy*g.sh - g.ph + i*g.dh
+			if y < 0 || y >= g.h {
+				continue
+			}
+			xr := xc[y*g.w : (y+1)*g.w]
+			for j := 0; j < g.kw; j++ {
+				xs := j*g.dw - g.pw
+				lo, hi := validRange(xs, g.sw, g.w, g.ow)
+				var s float32
+				for ox := lo; ox < hi; ox++ {
+					s += xr[xs+ox*g.sw] * gro[ox]
+				}
+				dw[i*g.kw+j] += s
+			}
+		}
+	}
+}
+
+// validRange returns the output columns [lo, hi) whose input column
+// xs + ox*stride lies inside [0, w).
+func validRange(xs, stride, w, ow int) (lo, hi int) {
+	lo = 0
+	if xs < 0 {
+		lo = (-xs + stride - 1) / stride
+	}
+	hi = ow
+	if last := xs + (ow-1)*stride; last >= w {
+		hi = (w-1-xs)/stride + 1
+		if w-1-xs < 0 {
+			hi = 0
+		}
+	}
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
