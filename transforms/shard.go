@@ -110,9 +110,11 @@ func (b *ShardBuilder) Build(ctx context.Context, job ShardJob) (*shard.Info, []
 	for i := range results {
 		results[i].done = make(chan struct{})
 	}
-	// At most 2×workers samples are in memory: the writer (this goroutine)
-	// releases a slot each time it consumes the next sample in order.
-	window := make(chan struct{}, 2*workers)
+	// At most 8×workers samples (about 5 MB each worker at the SSLight
+	// sizes) are in memory: the writer (this goroutine) releases a slot
+	// each time it consumes the next sample in order. A deep window keeps
+	// the workers busy while the writer waits for a slow image.
+	window := make(chan struct{}, 8*workers)
 	next := make(chan int)
 	go func() {
 		defer close(next)
@@ -174,7 +176,11 @@ func (b *ShardBuilder) Build(ctx context.Context, job ShardJob) (*shard.Info, []
 				return abort(fmt.Errorf("shard %d of epoch %d: sample %s: %w", job.Index, job.Epoch, items[i].Key, err))
 			}
 		}
-		r.sample = nil
+		if r.sample != nil {
+			pixPool.Put(&r.sample.Global.Pix)
+			pixPool.Put(&r.sample.Local.Pix)
+			r.sample = nil
+		}
 		Progress.Add(1)
 		<-window
 	}
@@ -240,13 +246,20 @@ func (b *ShardBuilder) makeSample(ctx context.Context, it source.Item, job Shard
 	}, nil
 }
 
-// stack copies equally sized views into one [N,H,W,3] array.
+// pixPool recycles the stacked view arrays (about 600 KB a sample at the
+// SSLight sizes): the writer returns them once the sample is in the shard,
+// so a shard does not allocate per sample.
+var pixPool = sync.Pool{New: func() any { return new([]uint8) }}
+
+// stack copies equally sized views into one [N,H,W,3] array taken from
+// pixPool.
 func stack(views []augment.Image) shard.Views {
 	if len(views) == 0 {
 		return shard.Views{}
 	}
 	h, w := views[0].H, views[0].W
-	pix := make([]uint8, 0, len(views)*h*w*3)
+	buf := pixPool.Get().(*[]uint8)
+	pix := (*buf)[:0]
 	for i := range views {
 		pix = append(pix, views[i].Tight()...)
 	}

@@ -86,7 +86,10 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	if err := c.run(context.Background(), args[1:]); err != nil {
+	stopProfiles := startProfiles()
+	err := c.run(context.Background(), args[1:])
+	stopProfiles()
+	if err != nil {
 		if err == flag.ErrHelp {
 			return
 		}
