@@ -32,6 +32,9 @@ func BenchmarkBuildShard(b *testing.B) {
 		items = append(items, source.Item{URI: p, Key: filepath.Base(p), Index: -1, Label: 0, Size: st.Size()})
 	}
 	out := b.TempDir()
+	if o := os.Getenv("SSLIGHT_BENCH_OUT"); o != "" {
+		out = o
+	}
 	sb := &ShardBuilder{Out: out, ConfigHash: testHash, Policy: augment.SSLightPolicy(), Workers: workersForBench()}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

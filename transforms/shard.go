@@ -47,7 +47,7 @@ type ShardBuilder struct {
 	// PixelLimit refuses images whose header declares more pixels (0: PIL's
 	// default).
 	PixelLimit int64
-	// Workers is the size of the goroutine pool (0: GOMAXPROCS).
+	// Workers is the size of the goroutine pool (0: 2×GOMAXPROCS).
 	Workers int
 	// Classes names the labels (may be empty).
 	Classes []string
@@ -104,7 +104,12 @@ func (b *ShardBuilder) Build(ctx context.Context, job ShardJob) (*shard.Info, []
 
 	workers := b.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		// Two goroutines per P: decode and the crop kernels run as long cgo
+		// calls, and a goroutine coming back from one may find its P taken;
+		// spare runnable workers fill that gap. On 2 cores
+		// BenchmarkBuildShard went from 318 to 333 images/s (1.76x → 1.84x
+		// of one core); the whole pipeline's figure did not move beyond noise.
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	results := make([]result, len(items))
 	for i := range results {

@@ -58,7 +58,7 @@ func runPrepare(ctx context.Context, args []string) error {
 	seed := fs.String("seed", "", "global seed (default SEED of the config)")
 	shardMB := fs.Int("shard-size-mb", 0, "target shard size in MiB (default DATA.SHARD_SIZE_MB)")
 	limit := fs.Int("limit", 0, "prepare only the first N listed inputs (0 = all); for quick trials")
-	workers := fs.Int("workers", 0, "decode/augment goroutines per shard (0 = GOMAXPROCS)")
+	workers := fs.Int("workers", 0, "decode/augment goroutines per shard (0 = 2×GOMAXPROCS)")
 	overwrite := fs.Bool("overwrite", false, "allow --out to hold a manifest of another configuration")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set MULTI_VIEWS_TRANSFORMS.LOCAL_CROP_SIZE=96")

@@ -48,7 +48,7 @@ type Options struct {
 	Epochs int
 	// Limit keeps only the first Limit listed inputs (0: all).
 	Limit int
-	// Workers is the goroutine pool size inside each shard (0: GOMAXPROCS).
+	// Workers is the goroutine pool size inside each shard (0: 2×GOMAXPROCS).
 	Workers int
 	// Overwrite allows Out to hold a manifest of another configuration.
 	Overwrite bool
@@ -127,7 +127,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	shardsPerEpoch := transforms.ShardsPerEpoch(len(listing.Items), SampleBytes(policy), int64(cfg.Data.ShardSizeMB)<<20)
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 
 	p, s := beam.NewPipelineWithRoot()
