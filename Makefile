@@ -13,7 +13,10 @@ FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 DEMO_PER_CLASS ?= 100
 DEMO_CONFIG ?= configs/dino_fmnist_sslight.yaml
 
-.PHONY: all deps build test test-short test-nocgo vet fuzz bench demo clean
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+
+.PHONY: all deps build test test-short test-nocgo vet lint fuzz bench demo clean
 
 all: build
 
@@ -36,8 +39,14 @@ build:
 vet:
 	$(GO) vet -tags '$(TAGS)' ./...
 
+# lint: staticcheck at a pinned version (installed through the module proxy).
+lint:
+	@test -x $(STATICCHECK) && $(STATICCHECK) -version | grep -q '($(STATICCHECK_VERSION:v%=%))' || \
+	  $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(STATICCHECK) -tags '$(TAGS)' ./...
+
 # test: the default suite (about 7 minutes on 2 cores with a cold build cache).
-test: deps vet
+test: deps vet lint
 	$(GO) test -tags '$(TAGS)' -timeout 30m ./...
 	CGO_ENABLED=0 $(GO) test -timeout 10m ./augment/...
 	$(GO) test -race -timeout 20m ./augment/... ./transforms/...
