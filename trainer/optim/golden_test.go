@@ -1,9 +1,9 @@
 package optim
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/sslight-go/sslight/internal/goldencase"
 	"math"
 	"os"
 	"path/filepath"
@@ -35,43 +35,6 @@ var (
 	lossKinds = map[string]bool{"dino_loss": true, "swav_sinkhorn": true, "swav_loss": true, "moco_loss": true}
 )
 
-func goldenLossesDir() string {
-	if d := os.Getenv("SSLIGHT_GOLDEN_DIR"); d != "" {
-		return filepath.Join(d, "losses")
-	}
-	return filepath.Join("..", "..", "testdata", "golden", "losses")
-}
-
-type goldenArray struct {
-	Shape []int     `json:"shape"`
-	Dtype string    `json:"dtype"`
-	Data  []float64 `json:"data"`
-}
-
-func (a *goldenArray) float32s(t *testing.T, what string) []float32 {
-	t.Helper()
-	if a == nil {
-		t.Fatalf("%s: array is null", what)
-	}
-	if a.Dtype != "float32" {
-		t.Fatalf("%s: dtype %q, want float32", what, a.Dtype)
-	}
-	if n := (&Param{Shape: a.Shape}).Size(); n != len(a.Data) {
-		t.Fatalf("%s: %d values for shape %v", what, len(a.Data), a.Shape)
-	}
-	out := make([]float32, len(a.Data))
-	for i, v := range a.Data {
-		out[i] = float32(v) // exact: the file holds shortest float32 decimals
-	}
-	return out
-}
-
-type tolerance struct {
-	Abs       float64              `json:"abs"`
-	Rel       float64              `json:"rel"`
-	PerOutput map[string]tolerance `json:"per_output"`
-}
-
 type goldenCase struct {
 	file        string
 	Kind        string                     `json:"kind"`
@@ -84,6 +47,12 @@ type goldenCase struct {
 
 // tol returns the tolerance of the named output (its per_output entry, or
 // the case's pair).
+// The case format is shared with the other golden harnesses.
+type (
+	goldenArray = goldencase.Array
+	tolerance   = goldencase.Tolerance
+)
+
 func (c *goldenCase) tol(name string) tolerance {
 	if o, ok := c.Tolerance.PerOutput[name]; ok {
 		return o
@@ -106,19 +75,7 @@ func (c *goldenCase) checkPerOutput(t *testing.T, known ...string) {
 	}
 }
 
-func within(got, want float64, tol tolerance) bool {
-	return math.Abs(got-want) <= tol.Abs+tol.Rel*math.Abs(want)
-}
-
 // decodeStrict decodes raw into v, rejecting fields v does not have.
-func decodeStrict(t *testing.T, what string, raw json.RawMessage, v any) {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("cannot interpret %s: %v", what, err)
-	}
-}
 
 // onlyKeys fails when m has keys outside allowed.
 func onlyKeys(t *testing.T, what string, m map[string]json.RawMessage, allowed ...string) {
@@ -135,7 +92,7 @@ func onlyKeys(t *testing.T, what string, m map[string]json.RawMessage, allowed .
 }
 
 func TestGoldenOptim(t *testing.T) {
-	dir := goldenLossesDir()
+	dir := goldencase.Dir("losses")
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +143,7 @@ func compareSchedule(t *testing.T, c goldenCase, got []float64) {
 	onlyKeys(t, "expected", c.Expected, "schedule")
 	c.checkPerOutput(t, "schedule")
 	var want goldenArray
-	decodeStrict(t, "expected.schedule", c.Expected["schedule"], &want)
+	goldencase.DecodeStrict(t, "expected.schedule", c.Expected["schedule"], &want)
 	if want.Dtype != "float64" || len(want.Shape) != 1 || want.Shape[0] != len(want.Data) {
 		t.Fatalf("expected.schedule: want a float64 vector, got dtype %q shape %v with %d values", want.Dtype, want.Shape, len(want.Data))
 	}
@@ -196,7 +153,7 @@ func compareSchedule(t *testing.T, c goldenCase, got []float64) {
 	tol := c.tol("schedule")
 	bad := 0
 	for i := range got {
-		if !within(got[i], want.Data[i], tol) {
+		if !tol.Within(got[i], want.Data[i]) {
 			if bad < 5 {
 				t.Errorf("schedule[%d] = %.17g, want %.17g (tolerance %g + %g·|want|)", i, got[i], want.Data[i], tol.Abs, tol.Rel)
 			}
@@ -219,7 +176,7 @@ func checkCosineSchedule(t *testing.T, c goldenCase) {
 		BaseLR           *float64 `json:"BASE_LR"`
 		GlobalBatchSize  *int     `json:"global_batch_size"`
 	}
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	onlyKeys(t, "inputs", c.Inputs)
 	if (cfg.BaseLR == nil) != (cfg.GlobalBatchSize == nil) {
 		t.Fatalf("config has only one of BASE_LR and global_batch_size")
@@ -227,7 +184,7 @@ func checkCosineSchedule(t *testing.T, c goldenCase) {
 	if cfg.BaseLR != nil {
 		// The case states the learning rate's base value; it must be the
 		// linear scaling rule applied to BASE_LR.
-		if got := ScaledLR(*cfg.BaseLR, *cfg.GlobalBatchSize); !within(got, cfg.BaseValue, c.tol("schedule")) {
+		if got := ScaledLR(*cfg.BaseLR, *cfg.GlobalBatchSize); !c.tol("schedule").Within(got, cfg.BaseValue) {
 			t.Errorf("ScaledLR(%v, %d) = %.17g, want base_value %.17g", *cfg.BaseLR, *cfg.GlobalBatchSize, got, cfg.BaseValue)
 		}
 	}
@@ -254,7 +211,7 @@ func checkMultiStepSchedule(t *testing.T, c goldenCase) {
 		WarmupEpochs     int     `json:"warmup_epochs"`
 		StartWarmupValue float64 `json:"start_warmup_value"` // unused: no warm-up is possible
 	}
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	onlyKeys(t, "inputs", c.Inputs)
 	got, err := MultiStepSchedule(cfg.BaseValue, cfg.Milestones, cfg.Gamma, cfg.Epochs, cfg.NiterPerEp, cfg.WarmupEpochs)
 	if err != nil {
@@ -270,7 +227,7 @@ func checkTeacherTempSchedule(t *testing.T, c goldenCase) {
 		WarmupTeacherTempEpochs int     `json:"warmup_teacher_temp_epochs"`
 		NEpochs                 int     `json:"nepochs"`
 	}
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	onlyKeys(t, "inputs", c.Inputs)
 	got, err := TeacherTempSchedule(cfg.WarmupTeacherTemp, cfg.TeacherTemp, cfg.WarmupTeacherTempEpochs, cfg.NEpochs)
 	if err != nil {
@@ -283,14 +240,14 @@ func checkEMAUpdate(t *testing.T, c goldenCase) {
 	var cfg struct {
 		Momentum float64 `json:"momentum"`
 	}
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	onlyKeys(t, "inputs", c.Inputs, "teacher", "student")
 	onlyKeys(t, "expected", c.Expected, "teacher_after")
 	c.checkPerOutput(t, "teacher_after")
 	var teacherIn, studentIn, want []*goldenArray
-	decodeStrict(t, "inputs.teacher", c.Inputs["teacher"], &teacherIn)
-	decodeStrict(t, "inputs.student", c.Inputs["student"], &studentIn)
-	decodeStrict(t, "expected.teacher_after", c.Expected["teacher_after"], &want)
+	goldencase.DecodeStrict(t, "inputs.teacher", c.Inputs["teacher"], &teacherIn)
+	goldencase.DecodeStrict(t, "inputs.student", c.Inputs["student"], &studentIn)
+	goldencase.DecodeStrict(t, "expected.teacher_after", c.Expected["teacher_after"], &want)
 	if len(want) != len(teacherIn) {
 		t.Fatalf("%d expected tensors for %d teacher tensors", len(want), len(teacherIn))
 	}
@@ -298,7 +255,7 @@ func checkEMAUpdate(t *testing.T, c goldenCase) {
 		ps := make([]*Param, len(arrays))
 		for i, a := range arrays {
 			name := fmt.Sprintf("%s.%d", prefix, i)
-			ps[i] = &Param{Name: name, Shape: a.Shape, Data: a.float32s(t, name)}
+			ps[i] = &Param{Name: name, Shape: a.Shape, Data: a.Float32s(t, name)}
 		}
 		return ps
 	}
@@ -308,7 +265,7 @@ func checkEMAUpdate(t *testing.T, c goldenCase) {
 	}
 	tol := c.tol("teacher_after")
 	for i, p := range teacher {
-		compareFloat32s(t, fmt.Sprintf("teacher_after[%d]", i), p.Data, want[i].float32s(t, "expected teacher"), tol)
+		compareFloat32s(t, fmt.Sprintf("teacher_after[%d]", i), p.Data, want[i].Float32s(t, "expected teacher"), tol)
 	}
 }
 
@@ -320,7 +277,7 @@ func compareFloat32s(t *testing.T, what string, got, want []float32, tol toleran
 	}
 	bad := 0
 	for i := range got {
-		if !within(float64(got[i]), float64(want[i]), tol) {
+		if !tol.Within(float64(got[i]), float64(want[i])) {
 			if bad < 3 {
 				t.Errorf("%s[%d] = %.9g, want %.9g (diff %.3g, tolerance %g + %g·|want|)",
 					what, i, got[i], want[i], math.Abs(float64(got[i])-float64(want[i])), tol.Abs, tol.Rel)
@@ -369,7 +326,7 @@ type optimizerCaseConfig struct {
 // state after each one.
 func checkOptimizerSteps(t *testing.T, c goldenCase) {
 	var cfg optimizerCaseConfig
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	onlyKeys(t, "inputs", c.Inputs, "params", "grads")
 	onlyKeys(t, "expected", c.Expected, "steps")
 	var bufferNames []string
@@ -383,8 +340,8 @@ func checkOptimizerSteps(t *testing.T, c goldenCase) {
 
 	var paramsIn map[string]*goldenArray
 	var gradsIn []map[string]*goldenArray
-	decodeStrict(t, "inputs.params", c.Inputs["params"], &paramsIn)
-	decodeStrict(t, "inputs.grads", c.Inputs["grads"], &gradsIn)
+	goldencase.DecodeStrict(t, "inputs.params", c.Inputs["params"], &paramsIn)
+	goldencase.DecodeStrict(t, "inputs.grads", c.Inputs["grads"], &gradsIn)
 	if len(paramsIn) != len(cfg.ParamOrder) {
 		t.Fatalf("%d input params, %d in param_order", len(paramsIn), len(cfg.ParamOrder))
 	}
@@ -395,7 +352,7 @@ func checkOptimizerSteps(t *testing.T, c goldenCase) {
 		if !ok {
 			t.Fatalf("param_order names %q, which inputs.params lacks", name)
 		}
-		params[i] = &Param{Name: name, Shape: a.Shape, Data: a.float32s(t, name)}
+		params[i] = &Param{Name: name, Shape: a.Shape, Data: a.Float32s(t, name)}
 		byName[name] = params[i]
 	}
 
@@ -447,7 +404,7 @@ func checkOptimizerSteps(t *testing.T, c goldenCase) {
 		Params map[string]*goldenArray               `json:"params"`
 		State  map[string]map[string]json.RawMessage `json:"state"`
 	}
-	decodeStrict(t, "expected.steps", c.Expected["steps"], &stepsWant)
+	goldencase.DecodeStrict(t, "expected.steps", c.Expected["steps"], &stepsWant)
 	if len(stepsWant) != len(cfg.Steps) || len(gradsIn) != len(cfg.Steps) {
 		t.Fatalf("%d config steps, %d grad sets, %d expected steps", len(cfg.Steps), len(gradsIn), len(stepsWant))
 	}
@@ -468,7 +425,7 @@ func checkOptimizerSteps(t *testing.T, c goldenCase) {
 				if withoutGrad[p.Name] {
 					t.Fatalf("step %d: %q is listed without gradient but has one", s, p.Name)
 				}
-				p.Grad = a.float32s(t, p.Name+" grad")
+				p.Grad = a.Float32s(t, p.Name+" grad")
 			}
 		}
 		if err := opt.Step(hp.LR, hp.WeightDecay); err != nil {
@@ -484,7 +441,7 @@ func checkOptimizerSteps(t *testing.T, c goldenCase) {
 			if !ok {
 				t.Fatalf("step %d: no expected value for %q", s, p.Name)
 			}
-			compareFloat32s(t, fmt.Sprintf("step %d %s", s, p.Name), p.Data, w.float32s(t, p.Name), c.tol("params"))
+			compareFloat32s(t, fmt.Sprintf("step %d %s", s, p.Name), p.Data, w.Float32s(t, p.Name), c.tol("params"))
 		}
 
 		got := opt.State()
@@ -500,20 +457,20 @@ func checkOptimizerSteps(t *testing.T, c goldenCase) {
 				switch {
 				case field == "step" && c.Kind == "adamw_step":
 					var step float64
-					decodeStrict(t, "state step", raw, &step)
+					goldencase.DecodeStrict(t, "state step", raw, &step)
 					if got.Steps[name] != int64(step) || float64(int64(step)) != step {
 						t.Errorf("step %d: %s step = %d, want %v", s, name, got.Steps[name], step)
 					}
 				case contains(bufferNames, field):
 					var a goldenArray
-					decodeStrict(t, "state "+field, raw, &a)
+					goldencase.DecodeStrict(t, "state "+field, raw, &a)
 					wantBuffers++
 					buf, ok := got.Buffers[StateKey(name, field)]
 					if !ok {
 						t.Errorf("step %d: %s has no %s state", s, name, field)
 						continue
 					}
-					compareFloat32s(t, fmt.Sprintf("step %d %s.%s", s, name, field), buf, a.float32s(t, field), c.tol(field))
+					compareFloat32s(t, fmt.Sprintf("step %d %s.%s", s, name, field), buf, a.Float32s(t, field), c.tol(field))
 				default:
 					t.Fatalf("cannot interpret state field %q of %q for kind %s", field, name, c.Kind)
 				}

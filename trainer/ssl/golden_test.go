@@ -1,9 +1,9 @@
 package ssl
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/sslight-go/sslight/internal/goldencase"
 	"math"
 	"os"
 	"path/filepath"
@@ -40,54 +40,6 @@ var (
 	}
 )
 
-func goldenLossesDir() string {
-	if d := os.Getenv("SSLIGHT_GOLDEN_DIR"); d != "" {
-		return filepath.Join(d, "losses")
-	}
-	return filepath.Join("..", "..", "testdata", "golden", "losses")
-}
-
-type goldenArray struct {
-	Shape []int     `json:"shape"`
-	Dtype string    `json:"dtype"`
-	Data  []float64 `json:"data"`
-}
-
-func (a *goldenArray) float32s(t *testing.T, what string) []float32 {
-	t.Helper()
-	if a == nil {
-		t.Fatalf("%s: array is null", what)
-	}
-	if a.Dtype != "float32" {
-		t.Fatalf("%s: dtype %q, want float32", what, a.Dtype)
-	}
-	n := 1
-	for _, d := range a.Shape {
-		n *= d
-	}
-	if n != len(a.Data) {
-		t.Fatalf("%s: %d values for shape %v", what, len(a.Data), a.Shape)
-	}
-	out := make([]float32, len(a.Data))
-	for i, v := range a.Data {
-		out[i] = float32(v) // exact: the file holds shortest float32 decimals
-	}
-	return out
-}
-
-type tolerance struct {
-	Abs       float64              `json:"abs"`
-	Rel       float64              `json:"rel"`
-	PerOutput map[string]tolerance `json:"per_output"`
-}
-
-func (tl tolerance) of(name string) tolerance {
-	if o, ok := tl.PerOutput[name]; ok {
-		return o
-	}
-	return tl
-}
-
 type goldenCase struct {
 	file      string
 	Kind      string                     `json:"kind"`
@@ -98,14 +50,12 @@ type goldenCase struct {
 }
 
 // decodeStrict decodes raw into v and fails on fields v does not have.
-func decodeStrict(t *testing.T, what string, raw json.RawMessage, v any) {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
+
+// The case format is shared with the other golden harnesses.
+type (
+	goldenArray = goldencase.Array
+	tolerance   = goldencase.Tolerance
+)
 
 func (c goldenCase) input(t *testing.T, name string, v any) {
 	t.Helper()
@@ -157,12 +107,12 @@ func (c goldenCase) compare(t *testing.T, name string, got []float32) {
 		t.Errorf("expected.%s missing", name)
 		return
 	}
-	w := want.float32s(t, "expected."+name)
+	w := want.Float32s(t, "expected."+name)
 	if len(got) != len(w) {
 		t.Errorf("%s: %d values, want %d", name, len(got), len(w))
 		return
 	}
-	tl := c.Tolerance.of(name)
+	tl := c.Tolerance.For(name)
 	bad, worst, at := 0, 0.0, -1
 	var margin float64 // largest |got−want| as a fraction of the allowance
 	for i := range w {
@@ -190,7 +140,7 @@ func (c goldenCase) compareScalar(t *testing.T, name string, got float32) {
 
 func loadGoldenCases(t *testing.T) []goldenCase {
 	t.Helper()
-	dir := goldenLossesDir()
+	dir := goldencase.Dir("losses")
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +232,7 @@ func graphRun(t *testing.T, vals []*tensor.Dense, wrt []bool,
 
 func dense(t *testing.T, a *goldenArray, what string) *tensor.Dense {
 	t.Helper()
-	return tensor.New(tensor.WithShape(a.Shape...), tensor.WithBacking(a.float32s(t, what)))
+	return tensor.New(tensor.WithShape(a.Shape...), tensor.WithBacking(a.Float32s(t, what)))
 }
 
 type dinoGoldenConfig struct {
@@ -304,7 +254,7 @@ type dinoGoldenConfig struct {
 
 func checkDINOCase(t *testing.T, c goldenCase) {
 	var cfg dinoGoldenConfig
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	if cfg.WorldSize != 1 {
 		t.Fatalf("world_size %d: only single-process cases are supported", cfg.WorldSize)
 	}
@@ -340,7 +290,7 @@ func checkDINOCase(t *testing.T, c goldenCase) {
 	c.input(t, "student_output", &student)
 	c.input(t, "teacher_output", &teacher)
 	c.input(t, "center", &center)
-	if err := loss.LoadState(DINOState{Center: center.float32s(t, "center")}); err != nil {
+	if err := loss.LoadState(DINOState{Center: center.Float32s(t, "center")}); err != nil {
 		t.Fatal(err)
 	}
 	got, grads := graphRun(t, []*tensor.Dense{dense(t, &student, "student"), dense(t, &teacher, "teacher")},
@@ -367,7 +317,7 @@ type sinkhornGoldenConfig struct {
 
 func checkSinkhornCase(t *testing.T, c goldenCase) {
 	var cfg sinkhornGoldenConfig
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	if cfg.WorldSize != 1 {
 		t.Fatalf("world_size %d: only single-process cases are supported", cfg.WorldSize)
 	}
@@ -378,7 +328,7 @@ func checkSinkhornCase(t *testing.T, c goldenCase) {
 		t.Fatalf("scores shape %v", scores.Shape)
 	}
 	got := make([]float32, len(scores.Data))
-	if err := Sinkhorn(got, scores.float32s(t, "scores"), scores.Shape[0], scores.Shape[1], cfg.Epsilon, cfg.Iterations); err != nil {
+	if err := Sinkhorn(got, scores.Float32s(t, "scores"), scores.Shape[0], scores.Shape[1], cfg.Epsilon, cfg.Iterations); err != nil {
 		t.Fatal(err)
 	}
 	c.compare(t, "Q", got)
@@ -400,7 +350,7 @@ type swavGoldenConfig struct {
 
 func checkSwAVCase(t *testing.T, c goldenCase) {
 	var cfg swavGoldenConfig
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	if cfg.WorldSize != 1 {
 		t.Fatalf("world_size %d: only single-process cases are supported", cfg.WorldSize)
 	}
@@ -426,7 +376,7 @@ func checkSwAVCase(t *testing.T, c goldenCase) {
 		if len(queue.Shape) != 3 || queue.Shape[0] != len(cfg.CropsForAssign) {
 			t.Fatalf("queue shape %v", queue.Shape)
 		}
-		st.Queue, st.QueueLength, st.EmbeddingDim = queue.float32s(t, "queue"), queue.Shape[1], queue.Shape[2]
+		st.Queue, st.QueueLength, st.EmbeddingDim = queue.Float32s(t, "queue"), queue.Shape[1], queue.Shape[2]
 	}
 	if err := loss.LoadState(st); err != nil {
 		t.Fatal(err)
@@ -469,7 +419,7 @@ type mocoGoldenConfig struct {
 
 func checkMoCoCase(t *testing.T, c goldenCase) {
 	var cfg mocoGoldenConfig
-	decodeStrict(t, "config", c.Config, &cfg)
+	goldencase.DecodeStrict(t, "config", c.Config, &cfg)
 	if cfg.WorldSize != 1 {
 		t.Fatalf("world_size %d: only single-process cases are supported", cfg.WorldSize)
 	}
@@ -491,7 +441,7 @@ func checkMoCoCase(t *testing.T, c goldenCase) {
 	c.input(t, "k_raw", &kRaw)
 	c.input(t, "queue", &queue)
 	c.input(t, "queue_ptr", &ptr)
-	if err := loss.LoadState(MoCoState{Queue: queue.float32s(t, "queue"), Ptr: ptr}); err != nil {
+	if err := loss.LoadState(MoCoState{Queue: queue.Float32s(t, "queue"), Ptr: ptr}); err != nil {
 		t.Fatal(err)
 	}
 	got, grads := graphRun(t, []*tensor.Dense{dense(t, &qRaw, "q_raw"), dense(t, &kRaw, "k_raw")}, []bool{true, false},
