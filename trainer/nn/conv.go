@@ -157,44 +157,27 @@ func (k *convKernel) forward(out []float32, in [][]float32, shapes []tensor.Shap
 		return
 	}
 	bl := gorgonia.WhichBLAS()
-	nb := g.chunkImages()
-	chunks := (g.n + nb - 1) / nb
-	imgX, imgO := g.c*g.h*g.w, g.o*g.p
-	scratch := make([]*convScratch, numWorkers(chunks))
-	defer release(scratch)
-	parallelFor(chunks, func(wk, lo, hi int) {
-		if scratch[wk] == nil {
-			scratch[wk] = g.scratch(nb)
+	imgO := g.o * g.p
+	g.eachChunkGroup(func(_ int, sc *convScratch, n0, cnt, gi int) {
+		cols := cnt * g.p
+		wg := w[gi*g.og*g.k : (gi+1)*g.og*g.k]
+		if g.direct(cnt) {
+			xg := x[n0*g.c*g.h*g.w+gi*g.cg*g.h*g.w:]
+			on := out[n0*imgO+gi*g.og*g.p:]
+			bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, g.p, g.k, 1, wg, g.k, xg, g.p, 0, on, g.p)
+			return
 		}
-		sc := scratch[wk]
-		for ch := lo; ch < hi; ch++ {
-			n0 := ch * nb
-			cnt := min(nb, g.n-n0)
-			cols := cnt * g.p
-			for gi := 0; gi < g.g; gi++ {
-				wg := w[gi*g.og*g.k : (gi+1)*g.og*g.k]
-				if g.direct(cnt) {
-					xg := x[n0*imgX+gi*g.cg*g.h*g.w:]
-					on := out[n0*imgO+gi*g.og*g.p:]
-					bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, g.p, g.k, 1, wg, g.k, xg, g.p, 0, on, g.p)
-					continue
-				}
-				for i := 0; i < cnt; i++ {
-					xg := x[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
-					im2col(&g, sc.col[i*g.p:], cols, xg)
-				}
-				if cnt == 1 {
-					// One image: the GEMM writes straight into NCHW.
-					bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, g.p, g.k, 1, wg, g.k, sc.col, cols, 0, out[n0*imgO+gi*g.og*g.p:], g.p)
-					continue
-				}
-				bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, cols, g.k, 1, wg, g.k, sc.col, cols, 0, sc.tmp, cols)
-				// Scatter [og, cnt·p] into the images' channel planes.
-				for o := 0; o < g.og; o++ {
-					for i := 0; i < cnt; i++ {
-						copy(out[(n0+i)*imgO+(gi*g.og+o)*g.p:][:g.p], sc.tmp[o*cols+i*g.p:][:g.p])
-					}
-				}
+		g.im2colChunk(sc, x, n0, cnt, gi)
+		if cnt == 1 {
+			// One image: the GEMM writes straight into NCHW.
+			bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, g.p, g.k, 1, wg, g.k, sc.col, cols, 0, out[n0*imgO+gi*g.og*g.p:], g.p)
+			return
+		}
+		bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, cols, g.k, 1, wg, g.k, sc.col, cols, 0, sc.tmp, cols)
+		// Scatter [og, cnt·p] into the images' channel planes.
+		for o := 0; o < g.og; o++ {
+			for i := 0; i < cnt; i++ {
+				copy(out[(n0+i)*imgO+(gi*g.og+o)*g.p:][:g.p], sc.tmp[o*cols+i*g.p:][:g.p])
 			}
 		}
 	})
@@ -238,88 +221,107 @@ func (k *convKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, s
 		return
 	}
 	bl := gorgonia.WhichBLAS()
-	nb := g.chunkImages()
-	chunks := (g.n + nb - 1) / nb
 	imgX, imgO := g.c*g.h*g.w, g.o*g.p
-	workers := numWorkers(chunks)
-	scratch := make([]*convScratch, workers)
-	defer release(scratch)
 	if wrt == 0 {
-		parallelFor(chunks, func(wk, lo, hi int) {
-			if scratch[wk] == nil {
-				scratch[wk] = g.scratch(nb)
+		g.eachChunkGroup(func(_ int, sc *convScratch, n0, cnt, gi int) {
+			cols := cnt * g.p
+			wg := w[gi*g.og*g.k : (gi+1)*g.og*g.k]
+			if g.direct(cnt) {
+				// dx = Wᵀ·dy straight into the image's planes.
+				bl.Sgemm(blas.Trans, blas.NoTrans, g.k, g.p, g.og, 1, wg, g.k, grad[n0*imgO+gi*g.og*g.p:], g.p, 0, dIn[n0*imgX+gi*g.cg*g.h*g.w:], g.p)
+				return
 			}
-			sc := scratch[wk]
-			for ch := lo; ch < hi; ch++ {
-				n0 := ch * nb
-				cnt := min(nb, g.n-n0)
-				cols := cnt * g.p
-				for gi := 0; gi < g.g; gi++ {
-					wg := w[gi*g.og*g.k : (gi+1)*g.og*g.k]
-					if g.direct(cnt) {
-						// dx = Wᵀ·dy straight into the image's planes.
-						bl.Sgemm(blas.Trans, blas.NoTrans, g.k, g.p, g.og, 1, wg, g.k, grad[n0*imgO+gi*g.og*g.p:], g.p, 0, dIn[n0*imgX+gi*g.cg*g.h*g.w:], g.p)
-						continue
-					}
-					gg, ld := grad[n0*imgO+gi*g.og*g.p:], g.p
-					if cnt > 1 {
-						g.gatherGrad(sc.tmp, grad, n0, cnt, gi)
-						gg, ld = sc.tmp, cols
-					}
-					bl.Sgemm(blas.Trans, blas.NoTrans, g.k, cols, g.og, 1, wg, g.k, gg, ld, 0, sc.col, cols)
-					for i := 0; i < cnt; i++ {
-						dxg := dIn[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
-						col2im(&g, dxg, sc.col[i*g.p:], cols)
-					}
-				}
+			gg, ld := g.gradChunk(sc, grad, n0, cnt, gi)
+			bl.Sgemm(blas.Trans, blas.NoTrans, g.k, cols, g.og, 1, wg, g.k, gg, ld, 0, sc.col, cols)
+			for i := 0; i < cnt; i++ {
+				dxg := dIn[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
+				col2im(&g, dxg, sc.col[i*g.p:], cols)
 			}
 		})
 		return
 	}
 	// Filter gradient: each worker accumulates its chunks into its own
-	// buffer; the buffers are summed at the end.
-	acc := make([][]float32, workers)
-	parallelFor(chunks, func(wk, lo, hi int) {
-		if scratch[wk] == nil {
-			scratch[wk] = g.scratch(nb)
-		}
-		sc := scratch[wk]
+	// buffer (worker 0 straight into dIn); the buffers are summed at the end.
+	acc := make([][]float32, numWorkers(g.chunks()))
+	g.eachChunkGroup(func(wk int, sc *convScratch, n0, cnt, gi int) {
 		dw := dIn
 		if wk > 0 {
-			acc[wk] = getScratch(len(dIn))
-			clear(acc[wk])
+			if acc[wk] == nil {
+				acc[wk] = getScratch(len(dIn))
+				clear(acc[wk])
+			}
 			dw = acc[wk]
 		}
-		for ch := lo; ch < hi; ch++ {
-			n0 := ch * nb
-			cnt := min(nb, g.n-n0)
-			cols := cnt * g.p
-			for gi := 0; gi < g.g; gi++ {
-				var b []float32
-				if g.direct(cnt) {
-					b = x[n0*imgX+gi*g.cg*g.h*g.w:][:g.cg*g.p]
-				} else {
-					for i := 0; i < cnt; i++ {
-						xg := x[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
-						im2col(&g, sc.col[i*g.p:], cols, xg)
-					}
-					b = sc.col
-				}
-				gg, ld := grad[n0*imgO+gi*g.og*g.p:], g.p
-				if cnt > 1 {
-					g.gatherGrad(sc.tmp, grad, n0, cnt, gi)
-					gg, ld = sc.tmp, cols
-				}
-				bl.Sgemm(blas.NoTrans, blas.Trans, g.og, g.k, cols, 1, gg, ld, b, cols, 1, dw[gi*g.og*g.k:(gi+1)*g.og*g.k], g.k)
-			}
+		cols := cnt * g.p
+		var b []float32
+		if g.direct(cnt) {
+			b = x[n0*imgX+gi*g.cg*g.h*g.w:][:g.cg*g.p]
+		} else {
+			g.im2colChunk(sc, x, n0, cnt, gi)
+			b = sc.col
 		}
+		gg, ld := g.gradChunk(sc, grad, n0, cnt, gi)
+		bl.Sgemm(blas.NoTrans, blas.Trans, g.og, g.k, cols, 1, gg, ld, b, cols, 1, dw[gi*g.og*g.k:(gi+1)*g.og*g.k], g.k)
 	})
 	for _, a := range acc[1:] {
+		if a == nil {
+			continue
+		}
 		for i, v := range a {
 			dIn[i] += v
 		}
 		putScratch(a)
 	}
+}
+
+// chunks is how many chunks of chunkImages() images the batch splits into.
+func (g *convGeom) chunks() int {
+	nb := g.chunkImages()
+	return (g.n + nb - 1) / nb
+}
+
+// eachChunkGroup calls f for every (chunk of images, group) pair, the chunks
+// split over the worker pool; sc is the worker's scratch, made on its first
+// use and released when all are done. wk is the worker index (below
+// numWorkers(g.chunks())), for per-worker accumulators.
+func (g *convGeom) eachChunkGroup(f func(wk int, sc *convScratch, n0, cnt, gi int)) {
+	nb := g.chunkImages()
+	chunks := g.chunks()
+	scratch := make([]*convScratch, numWorkers(chunks))
+	defer release(scratch)
+	parallelFor(chunks, func(wk, lo, hi int) {
+		if scratch[wk] == nil {
+			scratch[wk] = g.scratch(nb)
+		}
+		for ch := lo; ch < hi; ch++ {
+			n0 := ch * nb
+			cnt := min(nb, g.n-n0)
+			for gi := 0; gi < g.g; gi++ {
+				f(wk, scratch[wk], n0, cnt, gi)
+			}
+		}
+	})
+}
+
+// im2colChunk unfolds group gi of images n0..n0+cnt-1 side by side into
+// sc.col ([cg·kh·kw, cnt·p]).
+func (g *convGeom) im2colChunk(sc *convScratch, x []float32, n0, cnt, gi int) {
+	imgX := g.c * g.h * g.w
+	for i := 0; i < cnt; i++ {
+		xg := x[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
+		im2col(g, sc.col[i*g.p:], cnt*g.p, xg)
+	}
+}
+
+// gradChunk returns the output gradient of group gi of images
+// n0..n0+cnt-1 as a [og, cnt·p] matrix and its leading dimension: the
+// images' planes themselves for one image, gathered into sc.tmp otherwise.
+func (g *convGeom) gradChunk(sc *convScratch, grad []float32, n0, cnt, gi int) ([]float32, int) {
+	if cnt == 1 {
+		return grad[n0*g.o*g.p+gi*g.og*g.p:], g.p
+	}
+	g.gatherGrad(sc.tmp, grad, n0, cnt, gi)
+	return sc.tmp, cnt * g.p
 }
 
 // im2col fills the columns of one image's group xg [cg, h, w] into col:
