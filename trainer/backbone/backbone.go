@@ -11,6 +11,7 @@ package backbone
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -64,6 +65,40 @@ type Options struct {
 	DropPath float64
 	// PatchSize is the ViT's patch size: 16 (default) or 32.
 	PatchSize int
+	// Width multiplies the channel widths of a CNN (0 means 1): ResNet
+	// stages become round(64·w)·2^i wide (0.25 gives 16/32/64/128);
+	// MobileNetV2 follows torchvision's width_mult (channels rounded to a
+	// multiple of 8, the last 1280 never narrowed). MODEL.WIDTH.
+	Width float64
+	// SmallImageStem replaces a CNN's stride-4 stem for small images:
+	// ResNet gets a 3x3 stride-1 conv1 and no max-pool, MobileNetV2 a
+	// stride-1 features.0. MODEL.SMALL_IMAGE_STEM.
+	SmallImageStem bool
+}
+
+func (o Options) width() float64 {
+	if o.Width == 0 {
+		return 1
+	}
+	return o.Width
+}
+
+// scaledWidth is a ResNet stage width c scaled by w, at least 1.
+func scaledWidth(c int, w float64) int {
+	if w == 0 {
+		w = 1
+	}
+	return max(1, int(math.Round(float64(c)*w)))
+}
+
+// makeDivisible is torchvision's _make_divisible: v rounded to the nearest
+// multiple of divisor, never more than 10% below v.
+func makeDivisible(v float64, divisor int) int {
+	n := max(divisor, int(v+float64(divisor)/2)/divisor*divisor)
+	if float64(n) < 0.9*v {
+		n += divisor
+	}
+	return n
 }
 
 func (o Options) patch() int {
@@ -100,6 +135,12 @@ func New(arch string, o Options) (Backbone, error) {
 	}
 	if p := o.patch(); p != 16 && p != 32 && strings.HasPrefix(arch, "vit") {
 		return nil, fmt.Errorf("backbone: %s with patch size %d: want 16 or 32", arch, p)
+	}
+	if !(o.Width >= 0) || math.IsInf(o.Width, 0) {
+		return nil, fmt.Errorf("backbone: %s with width %v: want a finite multiplier > 0", arch, o.Width)
+	}
+	if strings.HasPrefix(arch, "vit") && (o.width() != 1 || o.SmallImageStem) {
+		return nil, fmt.Errorf("backbone: %s: width and small-image stem apply to CNNs only", arch)
 	}
 	return c(o), nil
 }

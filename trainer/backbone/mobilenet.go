@@ -18,6 +18,7 @@ type MobileNetV2 struct {
 	blocks     []*invertedResidual
 	head       *convBN
 	classifier *nn.Linear // classifier.1, when Options.Classifier
+	embedDim   int        // 1280 unless widened
 }
 
 type invertedResidual struct {
@@ -41,10 +42,16 @@ func NewMobileNetV2(o Options) *MobileNetV2 {
 		return &convBN{name: prefix, conv: nn.NewConv2d(prefix+".0", in, out, k, p, false, rng),
 			bn: nn.NewBatchNorm(prefix+".1", out), act: a}
 	}
-	m := &MobileNetV2{stem: unit("features.0", 3, 32, 3, 2, 1, relu6)}
-	in, idx := 32, 1
+	w := o.width()
+	stemStride := 2
+	if o.SmallImageStem {
+		stemStride = 1
+	}
+	in := makeDivisible(32*w, 8)
+	m := &MobileNetV2{stem: unit("features.0", 3, in, 3, stemStride, 1, relu6)}
+	idx := 1
 	for _, s := range mobileNetV2Settings {
-		t, c, n, stride := s[0], s[1], s[2], s[3]
+		t, c, n, stride := s[0], makeDivisible(float64(s[1])*w, 8), s[2], s[3]
 		for i := 0; i < n; i++ {
 			if i > 0 {
 				stride = 1
@@ -70,9 +77,11 @@ func NewMobileNetV2(o Options) *MobileNetV2 {
 			idx++
 		}
 	}
-	m.head = unit(fmt.Sprintf("features.%d", idx), in, 1280, 1, 1, 1, relu6)
+	last := makeDivisible(1280*max(1, w), 8)
+	m.head = unit(fmt.Sprintf("features.%d", idx), in, last, 1, 1, 1, relu6)
+	m.embedDim = last
 	if o.Classifier {
-		m.classifier = nn.NewLinear("classifier.1", 1280, 1000, true, rng)
+		m.classifier = nn.NewLinear("classifier.1", last, 1000, true, rng)
 		for i, d := 0, m.classifier.Weight.Data(); i < len(d); i++ {
 			d[i] = float32(rng.NormFloat64() * 0.01)
 		}
@@ -83,8 +92,8 @@ func NewMobileNetV2(o Options) *MobileNetV2 {
 // Arch implements Backbone.
 func (m *MobileNetV2) Arch() string { return "mobilenet_v2" }
 
-// EmbedDim implements Backbone: 1280.
-func (m *MobileNetV2) EmbedDim() int { return 1280 }
+// EmbedDim implements Backbone: 1280 at width ≤ 1.
+func (m *MobileNetV2) EmbedDim() int { return m.embedDim }
 
 // Forward implements Backbone.
 func (m *MobileNetV2) Forward(x *gorgonia.Node, train bool) (Output, error) {

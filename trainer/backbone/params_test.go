@@ -3,6 +3,8 @@ package backbone
 import (
 	"math"
 	"testing"
+
+	"gorgonia.org/gorgonia"
 )
 
 // TestParamCounts checks the learnable parameter counts (classifier
@@ -48,5 +50,55 @@ func TestNewRejectsUnknown(t *testing.T) {
 		if _, err := New(tc.arch, Options{PatchSize: tc.patch}); err == nil {
 			t.Errorf("New(%q, patch %d) succeeded", tc.arch, tc.patch)
 		}
+	}
+}
+
+// TestWidthAndStem checks MODEL.WIDTH and MODEL.SMALL_IMAGE_STEM against
+// counts taken from torchvision 0.14: mobilenet_v2(width_mult=w), and a
+// torchvision ResNet-18 rebuilt with 16/32/64/128 channels and a 3x3
+// stride-1 conv1 (the dino_fmnist presets' backbone).
+func TestWidthAndStem(t *testing.T) {
+	tests := []struct {
+		arch  string
+		opts  Options
+		exact int
+		dim   int
+	}{
+		{"mobilenet_v2", Options{Width: 0.5}, 687680, 1280},
+		{"mobilenet_v2", Options{Width: 0.35, SmallImageStem: true}, 396128, 1280},
+		{"mobilenet_v2", Options{Width: 1.4}, 4315776, 1792},
+		{"resnet18", Options{Width: 0.25, SmallImageStem: true}, 700176, 128},
+	}
+	for _, tc := range tests {
+		b, err := New(tc.arch, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := NumParams(b); n != tc.exact {
+			t.Errorf("%s %+v: %d parameters, want %d", tc.arch, tc.opts, n, tc.exact)
+		}
+		if b.EmbedDim() != tc.dim {
+			t.Errorf("%s %+v: EmbedDim %d, want %d", tc.arch, tc.opts, b.EmbedDim(), tc.dim)
+		}
+		// A 28 px image keeps a 4x4 map with the small stem (28→28→14→7→4)
+		// and would shrink to 1x1 with the stride-4 one.
+		g := gorgonia.NewGraph()
+		x := inputNode(g, "x", randInput(1, 2, 3, 28, 28))
+		out, err := b.Forward(x, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if tc.opts.SmallImageStem {
+			want = 4
+		}
+		if tc.arch == "resnet18" {
+			if s := out.FeatureMap.Shape(); s[2] != want || s[3] != want {
+				t.Errorf("%s %+v: feature map %v at 28 px, want %dx%d", tc.arch, tc.opts, s, want, want)
+			}
+		}
+	}
+	if _, err := New("vit_tiny", Options{Width: 0.5}); err == nil {
+		t.Error("vit_tiny accepted a width multiplier")
 	}
 }

@@ -14,6 +14,7 @@ import (
 type ResNet struct {
 	arch       string
 	stem       *convBN
+	maxPool    bool // false with Options.SmallImageStem
 	blocks     [][]*resBlock // layer1..layer4
 	classifier *nn.Linear    // fc, when Options.Classifier
 	embedDim   int
@@ -48,15 +49,20 @@ func NewResNet(arch string, o Options) *ResNet {
 		p := nn.ConvParams{Stride: [2]int{stride, stride}, Padding: [2]int{k / 2, k / 2}}
 		return &convBN{name: conv, conv: nn.NewConv2d(conv, in, out, k, p, false, rng), bn: nn.NewBatchNorm(bn, out), act: a}
 	}
-	r := &ResNet{arch: arch}
-	r.stem = named("conv1", "bn1", 3, 64, 7, 2, relu)
+	r := &ResNet{arch: arch, maxPool: !o.SmallImageStem}
+	base := scaledWidth(64, o.Width)
+	if o.SmallImageStem {
+		r.stem = named("conv1", "bn1", 3, base, 3, 1, relu)
+	} else {
+		r.stem = named("conv1", "bn1", 3, base, 7, 2, relu)
+	}
 	expansion := 1
 	if bottleneck {
 		expansion = 4
 	}
-	in := 64
+	in := base
 	for li, n := range depths {
-		width := 64 << li
+		width := base << li
 		var layer []*resBlock
 		for bi := 0; bi < n; bi++ {
 			stride := 1
@@ -104,8 +110,10 @@ func (r *ResNet) Forward(x *gorgonia.Node, train bool) (Output, error) {
 	if err != nil {
 		return Output{}, err
 	}
-	if y, err = nn.MaxPool2dOp(y, 3, 2, 1); err != nil {
-		return Output{}, fmt.Errorf("maxpool: %w", err)
+	if r.maxPool {
+		if y, err = nn.MaxPool2dOp(y, 3, 2, 1); err != nil {
+			return Output{}, fmt.Errorf("maxpool: %w", err)
+		}
 	}
 	for _, layer := range r.blocks {
 		for _, b := range layer {
