@@ -14,7 +14,7 @@ import (
 type ResNet struct {
 	arch       string
 	stem       *convBN
-	maxPool    bool // false with Options.SmallImageStem
+	maxPool    bool          // false with Options.SmallImageStem
 	blocks     [][]*resBlock // layer1..layer4
 	classifier *nn.Linear    // fc, when Options.Classifier
 	embedDim   int
