@@ -363,3 +363,49 @@ func TestParamsWithEqualNamesStayDistinct(t *testing.T) {
 		t.Error("nodes do not hold their parameters' values")
 	}
 }
+
+// TestRowOpsForward checks the row ops against hand-computed values.
+func TestRowOpsForward(t *testing.T) {
+	run := func(build func(g *gorgonia.ExprGraph) (*gorgonia.Node, error)) []float32 {
+		t.Helper()
+		g := gorgonia.NewGraph()
+		y, err := build(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := gorgonia.NewTapeMachine(g)
+		defer vm.Close()
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		return y.Value().Data().([]float32)
+	}
+	in := func(g *gorgonia.ExprGraph, name string, v []float32, shape ...int) *gorgonia.Node {
+		return gorgonia.NewTensor(g, tensor.Float32, len(shape), gorgonia.WithShape(shape...), gorgonia.WithName(name),
+			gorgonia.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v))))
+	}
+	tests := []struct {
+		name  string
+		build func(g *gorgonia.ExprGraph) (*gorgonia.Node, error)
+		want  []float32
+	}{
+		{"normalize 3-4-5 and a zero row", func(g *gorgonia.ExprGraph) (*gorgonia.Node, error) {
+			return L2NormalizeOp(in(g, "x", []float32{3, 4, 0, 0}, 2, 2))
+		}, []float32{0.6, 0.8, 0, 0}},
+		{"scale rows", func(g *gorgonia.ExprGraph) (*gorgonia.Node, error) {
+			return ScaleRowsOp(in(g, "x", []float32{1, 2, 3, 4}, 2, 2), in(g, "s", []float32{10, -1}, 2, 1))
+		}, []float32{10, 20, -3, -4}},
+		{"concat", func(g *gorgonia.ExprGraph) (*gorgonia.Node, error) {
+			return ConcatOp(in(g, "a", []float32{1, 2}, 1, 2), in(g, "b", []float32{3, 4, 5, 6}, 2, 2))
+		}, []float32{1, 2, 3, 4, 5, 6}},
+	}
+	for _, tc := range tests {
+		got := run(tc.build)
+		for i := range tc.want {
+			if math.Abs(float64(got[i]-tc.want[i])) > 1e-6 {
+				t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+				break
+			}
+		}
+	}
+}

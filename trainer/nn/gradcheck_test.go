@@ -268,3 +268,20 @@ func (s *resetSource) Uint64() uint64 {
 	}
 	return (s.seed*0x9E3779B97F4A7C15 + s.n*0xBF58476D1CE4E5B9) ^ (s.n << 60)
 }
+
+func TestRowOpGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	x := randTensor(rng, -1, 1, 3, 5)
+	gradCheck(t, "L2Normalize", []*tensor.Dense{x}, []bool{true}, func(g *gorgonia.ExprGraph, in []*gorgonia.Node) (*gorgonia.Node, error) {
+		return L2NormalizeOp(in[0])
+	})
+	s := randTensor(rng, 0.5, 2, 3, 1)
+	gradCheck(t, "ScaleRows", []*tensor.Dense{x, s}, []bool{true, true}, func(g *gorgonia.ExprGraph, in []*gorgonia.Node) (*gorgonia.Node, error) {
+		return ScaleRowsOp(in[0], in[1])
+	})
+	a := randTensor(rng, -1, 1, 2, 3, 2)
+	b := randTensor(rng, -1, 1, 4, 3, 2)
+	gradCheck(t, "Concat", []*tensor.Dense{a, b, a.Clone().(*tensor.Dense)}, []bool{true, true, true}, func(g *gorgonia.ExprGraph, in []*gorgonia.Node) (*gorgonia.Node, error) {
+		return ConcatOp(in[0], in[1], in[2])
+	})
+}
