@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	gcs "cloud.google.com/go/storage"
@@ -148,4 +149,20 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", fs.ErrNotExist, err)
 	}
 	return err
+}
+
+// List returns the files matching glob (Beam's filesystem glob: local
+// paths, gs:// and memfs://), sorted.
+func List(ctx context.Context, glob string) ([]string, error) {
+	fsys, err := filesystem.New(ctx, glob)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", glob, err)
+	}
+	defer fsys.Close()
+	names, err := fsys.List(ctx, glob)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", glob, classify(err))
+	}
+	sort.Strings(names)
+	return names, nil
 }

@@ -1,0 +1,243 @@
+package trainer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/sslight-go/sslight/sinks/jsonfile"
+	"github.com/sslight-go/sslight/sinks/safetensors"
+	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/nn"
+	"github.com/sslight-go/sslight/trainer/optim"
+	"github.com/sslight-go/sslight/trainer/ssl"
+)
+
+// Checkpoint files. A checkpoint is a folder <out>/checkpoints/step-NNNNNNNN
+// holding checkpoint.safetensors (everything needed to resume), backbone.
+// safetensors (the student backbone under torchvision/timm names, what
+// evaluation and PyTorch users load) and meta.json, written last: a folder
+// without meta.json is an interrupted write and is ignored.
+const (
+	CheckpointFile = "checkpoint.safetensors"
+	BackboneFile   = "backbone.safetensors"
+	MetaFile       = "meta.json"
+	checkpointsDir = "checkpoints"
+)
+
+// Tensor-name prefixes inside checkpoint.safetensors.
+const (
+	prefixOptimizer = "optimizer."
+	prefixCenter    = "loss.dino.center"
+)
+
+// Meta is a checkpoint's meta.json.
+type Meta struct {
+	// Method is the SSL method (DINO).
+	Method string `json:"method"`
+	// Arch is the backbone architecture; Width and SmallImageStem its
+	// sslight extensions, so a reader can rebuild the network.
+	Arch           string  `json:"arch"`
+	Width          float64 `json:"width"`
+	SmallImageStem bool    `json:"small_image_stem"`
+	PatchSize      int     `json:"patch_size,omitempty"`
+	EmbedDim       int     `json:"embed_dim"`
+	// Epoch is the training epoch the next step belongs to and
+	// StepInEpoch how many of its iterations are done; Step is the global
+	// step (the schedules' position).
+	Epoch       int `json:"epoch"`
+	StepInEpoch int `json:"step_in_epoch"`
+	Step        int `json:"step"`
+	// Epochs and ItersPerEpoch fix the schedules' length.
+	Epochs        int `json:"epochs"`
+	ItersPerEpoch int `json:"iters_per_epoch"`
+	BatchSize     int `json:"batch_size"`
+	Seed          int `json:"seed"`
+	// ConfigHash is the training config's hash, AugmentationHash that of
+	// its augmentation settings, ShardsConfigHash the prepare run's.
+	ConfigHash       string `json:"config_hash"`
+	AugmentationHash string `json:"augmentation_hash"`
+	ShardsConfigHash string `json:"shards_config_hash"`
+	Shards           string `json:"shards"`
+	// Config is the training config as JSON.
+	Config []byte `json:"config"`
+	// ImagesSeen counts training samples consumed so far.
+	ImagesSeen int64 `json:"images_seen"`
+	// LastLoss is the loss of the last step before the checkpoint.
+	LastLoss float64 `json:"last_loss"`
+	// Reason says why the checkpoint was written: period, final, signal.
+	Reason string `json:"reason"`
+}
+
+// checkpointDir returns the folder of the checkpoint after global step step.
+func checkpointDir(out string, step int) string {
+	return storage.Join(out, checkpointsDir, fmt.Sprintf("step-%08d", step))
+}
+
+// addEntries copies state-dict entries into f under their names.
+func addEntries(f *safetensors.File, entries []nn.Entry, rename func(string) string) error {
+	for _, e := range entries {
+		t := safetensors.Tensor{DType: safetensors.F32, Shape: append([]int{}, e.Shape...)}
+		if e.Count != nil {
+			t.DType, t.I64 = safetensors.I64, []int64{*e.Count}
+		} else {
+			t.F32 = append([]float32(nil), e.F32...)
+		}
+		if err := f.Add(rename(e.Name), t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadEntries copies f's tensors into entries, strictly: every entry must
+// be present with its shape, and (when strict) f may hold nothing else
+// under the entries' prefixes.
+func loadEntries(f *safetensors.File, entries []nn.Entry) error {
+	var missing, shaped []string
+	for _, e := range entries {
+		t, ok := f.Tensors[e.Name]
+		if !ok {
+			missing = append(missing, e.Name)
+			continue
+		}
+		if fmt.Sprint(t.Shape) != fmt.Sprint(e.Shape) || (e.Count != nil) != (t.DType == safetensors.I64) {
+			shaped = append(shaped, fmt.Sprintf("%s %s%v (model %v)", e.Name, t.DType, t.Shape, e.Shape))
+		}
+	}
+	if len(missing)+len(shaped) > 0 {
+		return fmt.Errorf("checkpoint does not match the model: missing %v, mis-shaped %v", missing, shaped)
+	}
+	for _, e := range entries {
+		t := f.Tensors[e.Name]
+		if e.Count != nil {
+			*e.Count = t.I64[0]
+		} else {
+			copy(e.F32, t.F32)
+		}
+	}
+	return nil
+}
+
+func identity(s string) string { return s }
+
+// writeSafetensors encodes f to uri atomically.
+func writeSafetensors(ctx context.Context, uri string, f *safetensors.File) error {
+	var buf bytes.Buffer
+	if err := safetensors.Encode(&buf, f); err != nil {
+		return fmt.Errorf("encode %s: %w", uri, err)
+	}
+	return storage.WriteFile(ctx, uri, buf.Bytes())
+}
+
+// saveCheckpoint writes the model, optimiser and loss state and meta.
+func saveCheckpoint(ctx context.Context, out string, m *dinoModel, opt optim.Optimizer, meta Meta) (string, error) {
+	dir := checkpointDir(out, meta.Step)
+	f := safetensors.NewFile()
+	if err := addEntries(f, append(m.student.entries("student."), m.teacher.entries("teacher.")...), identity); err != nil {
+		return "", err
+	}
+	st := opt.State()
+	keys := make([]string, 0, len(st.Buffers))
+	for k := range st.Buffers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	shapes := map[string][]int{}
+	for _, p := range m.optParams {
+		shapes[p.Name] = p.Shape
+	}
+	for _, k := range keys {
+		name, _, _ := optim.SplitStateKey(k)
+		if err := f.Add(prefixOptimizer+k, safetensors.Tensor{DType: safetensors.F32, Shape: shapes[name], F32: st.Buffers[k]}); err != nil {
+			return "", err
+		}
+	}
+	for name, n := range st.Steps {
+		if err := f.Add(prefixOptimizer+optim.StateKey(name, "step"), safetensors.Tensor{DType: safetensors.I64, Shape: []int{}, I64: []int64{n}}); err != nil {
+			return "", err
+		}
+	}
+	center := m.loss.State().Center
+	if err := f.Add(prefixCenter, safetensors.Tensor{DType: safetensors.F32, Shape: []int{1, len(center)}, F32: center}); err != nil {
+		return "", err
+	}
+	f.Metadata = map[string]string{"format": "pt", "config_hash": meta.ConfigHash, "arch": meta.Arch}
+	if err := writeSafetensors(ctx, storage.Join(dir, CheckpointFile), f); err != nil {
+		return "", err
+	}
+	bf := safetensors.NewFile()
+	if err := addEntries(bf, m.student.backbone.Entries(), identity); err != nil {
+		return "", err
+	}
+	bf.Metadata = map[string]string{"format": "pt", "arch": meta.Arch, "config_hash": meta.ConfigHash}
+	if err := writeSafetensors(ctx, storage.Join(dir, BackboneFile), bf); err != nil {
+		return "", err
+	}
+	// meta.json last: its presence marks the checkpoint complete.
+	if err := jsonfile.Write(ctx, storage.Join(dir, MetaFile), meta); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// loadCheckpoint restores the model, optimiser and loss state from dir.
+func loadCheckpoint(ctx context.Context, dir string, m *dinoModel, opt optim.Optimizer) error {
+	raw, err := storage.ReadFile(ctx, storage.Join(dir, CheckpointFile))
+	if err != nil {
+		return err
+	}
+	f, err := safetensors.Decode(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	if err := loadEntries(f, append(m.student.entries("student."), m.teacher.entries("teacher.")...)); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	st := optim.State{Buffers: map[string][]float32{}}
+	for _, name := range f.Names {
+		if !strings.HasPrefix(name, prefixOptimizer) {
+			continue
+		}
+		k := strings.TrimPrefix(name, prefixOptimizer)
+		t := f.Tensors[name]
+		if p, b, ok := optim.SplitStateKey(k); ok && b == "step" && t.DType == safetensors.I64 {
+			if st.Steps == nil {
+				st.Steps = map[string]int64{}
+			}
+			st.Steps[p] = t.I64[0]
+			continue
+		}
+		st.Buffers[k] = t.F32
+	}
+	if err := opt.LoadState(st); err != nil {
+		return fmt.Errorf("%s: optimizer state: %w", dir, err)
+	}
+	c, ok := f.Tensors[prefixCenter]
+	if !ok {
+		return fmt.Errorf("%s: no %s tensor", dir, prefixCenter)
+	}
+	return m.loss.LoadState(sslDINOState(c.F32))
+}
+
+// latestCheckpoint returns the newest complete checkpoint folder under out
+// and its meta, or "" when there is none.
+func latestCheckpoint(ctx context.Context, out string) (string, *Meta, error) {
+	metas, err := storage.List(ctx, storage.Join(out, checkpointsDir, "step-*", MetaFile))
+	if err != nil {
+		return "", nil, err
+	}
+	if len(metas) == 0 {
+		return "", nil, nil
+	}
+	last := metas[len(metas)-1] // step-%08d sorts by step
+	var meta Meta
+	if err := jsonfile.Read(ctx, last, &meta); err != nil {
+		return "", nil, fmt.Errorf("checkpoint %s: %w", last, err)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(last, MetaFile), "/"), &meta, nil
+}
+
+func sslDINOState(center []float32) ssl.DINOState { return ssl.DINOState{Center: center} }

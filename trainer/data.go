@@ -1,0 +1,244 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+
+	"github.com/sslight-go/sslight/sinks/shard"
+)
+
+// Batch is one training batch of normalised float32 views, view-major as
+// the reference's MultiCropWrapper concatenates them: row v·N+i of Global
+// is view v of sample i, [G·N, 3, H, W]; Local likewise [L·N, 3, h, w].
+type Batch struct {
+	N                    int
+	Global, Local        []float32
+	G, GH, GW, L, LH, LW int
+	Labels               []int
+	Keys                 []string
+	epoch, indexInEpoch  int
+	err                  error
+}
+
+// Normalizer turns uint8 HWC crops into float32 CHW tensors as
+// torchvision's ToTensor + Normalize do: (v/255 − mean)/std in float32.
+type Normalizer struct {
+	lut [3][256]float32
+}
+
+// NewNormalizer precomputes the 3×256 possible values.
+func NewNormalizer(mean, std [3]float64) *Normalizer {
+	n := &Normalizer{}
+	for c := 0; c < 3; c++ {
+		m, s := float32(mean[c]), float32(std[c])
+		for v := 0; v < 256; v++ {
+			n.lut[c][v] = (float32(v)/255 - m) / s
+		}
+	}
+	return n
+}
+
+// View writes one HWC crop (h·w·3 bytes) into dst as CHW.
+func (n *Normalizer) View(dst []float32, pix []uint8, h, w int) {
+	plane := h * w
+	for p := 0; p < plane; p++ {
+		dst[p] = n.lut[0][pix[3*p]]
+		dst[plane+p] = n.lut[1][pix[3*p+1]]
+		dst[2*plane+p] = n.lut[2][pix[3*p+2]]
+	}
+}
+
+// epochShards returns the shards of one prepared epoch in the order a
+// training epoch reads them: shuffled by (seed, training epoch).
+func epochShards(all []shard.Info, prepared int, seed uint64, epoch int) []shard.Info {
+	var out []shard.Info
+	for _, s := range all {
+		if s.Epoch == prepared {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	rng := rand.New(rand.NewPCG(seed, 0x5ead0000+uint64(epoch)))
+	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// sampleMeta is the part of a shard sample's JSON the trainer reads.
+type sampleMeta struct {
+	Label int `json:"label"`
+}
+
+// readEpoch streams the samples of shards through a shuffle buffer of
+// size buf (seeded by seed and epoch) into emit, deterministically: the
+// same shards, seed and epoch give the same order. It stops at the first
+// error, or when emit returns false.
+func readEpoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf int, emit func(shard.Sample, int) bool) error {
+	rng := rand.New(rand.NewPCG(seed, 0xb0ff0000+uint64(epoch)))
+	type item struct {
+		s     shard.Sample
+		label int
+	}
+	pool := make([]item, 0, buf)
+	// pick removes a random element of the buffer, as a shuffle buffer does.
+	pick := func() item {
+		i := rng.IntN(len(pool))
+		it := pool[i]
+		pool[i] = pool[len(pool)-1]
+		pool = pool[:len(pool)-1]
+		return it
+	}
+	for _, info := range shards {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := shard.Open(ctx, info.URI, &shard.Expect{Bytes: info.Bytes, CRC32C: info.CRC32C})
+		if err != nil {
+			return fmt.Errorf("open shard %s: %w", info.URI, err)
+		}
+		for {
+			var s shard.Sample
+			err := r.Next(&s)
+			if err != nil {
+				r.Close()
+				if isEOF(err) {
+					break
+				}
+				return fmt.Errorf("read shard %s: %w", info.URI, err)
+			}
+			var m sampleMeta
+			if err := json.Unmarshal(s.Meta, &m); err != nil {
+				r.Close()
+				return fmt.Errorf("shard %s sample %s: metadata: %w", info.URI, s.Key, err)
+			}
+			if len(pool) == buf {
+				it := pick()
+				if !emit(it.s, it.label) {
+					r.Close()
+					return nil
+				}
+			}
+			pool = append(pool, item{s, m.Label})
+		}
+	}
+	for len(pool) > 0 {
+		it := pick()
+		if !emit(it.s, it.label) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// Geometry is the shape of every sample's views.
+type Geometry struct {
+	G, GH, GW int // global views and their size
+	L, LH, LW int // local views and their size (L may be 0)
+}
+
+func (g Geometry) check(s *shard.Sample) error {
+	if s.Global.Count != g.G || s.Global.Height != g.GH || s.Global.Width != g.GW ||
+		s.Local.Count != g.L || (g.L > 0 && (s.Local.Height != g.LH || s.Local.Width != g.LW)) {
+		return fmt.Errorf("sample %s has %d global %dx%d and %d local %dx%d views, the config wants %d×%dx%d and %d×%dx%d",
+			s.Key, s.Global.Count, s.Global.Height, s.Global.Width, s.Local.Count, s.Local.Height, s.Local.Width,
+			g.G, g.GH, g.GW, g.L, g.LH, g.LW)
+	}
+	return nil
+}
+
+// loader turns a training epoch's shards into batches on a goroutine,
+// a few batches ahead of the training step.
+type loader struct {
+	geo   Geometry
+	batch int
+	norm  *Normalizer
+	free  chan *Batch
+}
+
+func newLoader(geo Geometry, batch int, norm *Normalizer) *loader {
+	return &loader{geo: geo, batch: batch, norm: norm, free: make(chan *Batch, 4)}
+}
+
+func (l *loader) newBatch() *Batch {
+	select {
+	case b := <-l.free:
+		return b
+	default:
+	}
+	g := l.geo
+	n := l.batch
+	return &Batch{N: n, G: g.G, GH: g.GH, GW: g.GW, L: g.L, LH: g.LH, LW: g.LW,
+		Global: make([]float32, g.G*n*3*g.GH*g.GW), Local: make([]float32, g.L*n*3*g.LH*g.LW),
+		Labels: make([]int, n), Keys: make([]string, n)}
+}
+
+// recycle hands a consumed batch back for reuse.
+func (l *loader) recycle(b *Batch) {
+	select {
+	case l.free <- b:
+	default:
+	}
+}
+
+// epoch streams batches [skip, iters) of one training epoch. The channel is
+// closed at the end; a failure arrives as a Batch with err set.
+func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int) <-chan *Batch {
+	out := make(chan *Batch, 2)
+	go func() {
+		defer close(out)
+		g := l.geo
+		gv, lv := 3*g.GH*g.GW, 3*g.LH*g.LW
+		var cur *Batch
+		fill, index := 0, 0
+		err := readEpoch(ctx, shards, seed, epoch, buf, func(s shard.Sample, label int) bool {
+			if index >= iters {
+				return false
+			}
+			if err := g.check(&s); err != nil {
+				out <- &Batch{err: err}
+				return false
+			}
+			if index >= skip {
+				if cur == nil {
+					cur = l.newBatch()
+				}
+				n := l.batch
+				for v := 0; v < g.G; v++ {
+					l.norm.View(cur.Global[(v*n+fill)*gv:(v*n+fill+1)*gv], s.Global.Pix[v*gv:(v+1)*gv], g.GH, g.GW)
+				}
+				for v := 0; v < g.L; v++ {
+					l.norm.View(cur.Local[(v*n+fill)*lv:(v*n+fill+1)*lv], s.Local.Pix[v*lv:(v+1)*lv], g.LH, g.LW)
+				}
+				cur.Labels[fill], cur.Keys[fill] = label, s.Key
+			}
+			fill++
+			if fill == l.batch {
+				if index >= skip {
+					cur.epoch, cur.indexInEpoch = epoch, index
+					select {
+					case out <- cur:
+					case <-ctx.Done():
+						return false
+					}
+					cur = nil
+				}
+				fill = 0
+				index++
+			}
+			return true
+		})
+		if err != nil {
+			select {
+			case out <- &Batch{err: err}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,420 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/jsonfile"
+	"github.com/sslight-go/sslight/sinks/manifest"
+	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/optim"
+)
+
+// Options configure one pre-training run.
+type Options struct {
+	// Config is the SSLight-schema config (the one prepare used, or one
+	// whose augmentation settings agree with it).
+	Config *configs.Config
+	// Shards is the prepare run's output root (holding manifest.json).
+	Shards string
+	// Out receives checkpoints/, metrics.jsonl and summary.json.
+	Out string
+	// Epochs overrides SOLVER.TOTAL_EPOCHS and BatchSize TRAIN.BATCH_SIZE
+	// (0 keeps the config's).
+	Epochs, BatchSize int
+	// Resume continues from the newest complete checkpoint under Out.
+	Resume bool
+	// AllowConfigMismatch trains on shards prepared with other
+	// augmentation settings than Config's.
+	AllowConfigMismatch bool
+	// ShuffleBuffer is the sample shuffle buffer (default 4096).
+	ShuffleBuffer int
+	// MaxSteps stops this call after so many steps, with a checkpoint
+	// (0: no limit). For trials and tests.
+	MaxSteps int
+	// Progress receives a live progress line; nil for none.
+	Progress io.Writer
+}
+
+// Summary describes a finished (or stopped) call.
+type Summary struct {
+	Out            string  `json:"out"`
+	Checkpoint     string  `json:"checkpoint"`
+	Method         string  `json:"method"`
+	Arch           string  `json:"arch"`
+	Epochs         int     `json:"epochs"`
+	PreparedEpochs int     `json:"prepared_epochs"`
+	ItersPerEpoch  int     `json:"iters_per_epoch"`
+	BatchSize      int     `json:"batch_size"`
+	StartStep      int     `json:"start_step"`
+	Steps          int     `json:"steps"`
+	Done           bool    `json:"done"`
+	FinalLoss      float64 `json:"final_loss"`
+	ImagesPerSec   float64 `json:"images_per_sec"`
+	WallSeconds    float64 `json:"wall_seconds"`
+	PeakRSSMB      float64 `json:"peak_rss_mb"`
+	ConfigHash     string  `json:"config_hash"`
+}
+
+// MetricsFile is the per-step log under Out.
+const MetricsFile = "metrics.jsonl"
+
+// MetricsRecord is one line of metrics.jsonl: a logged step, or (Kind
+// "epoch") the end of an epoch with its mean loss.
+type MetricsRecord struct {
+	Kind         string  `json:"kind"` // "step" or "epoch"
+	Step         int     `json:"step"`
+	Epoch        int     `json:"epoch"`
+	Loss         float64 `json:"loss"`
+	LossGlobal   float64 `json:"loss_global,omitempty"`
+	LossLocal    float64 `json:"loss_local,omitempty"`
+	LR           float64 `json:"lr"`
+	WD           float64 `json:"wd"`
+	Momentum     float64 `json:"momentum"`
+	TeacherTemp  float64 `json:"teacher_temp"`
+	ImagesPerSec float64 `json:"images_per_sec"`
+	Elapsed      float64 `json:"elapsed_s"`
+}
+
+// ErrStopped is returned (wrapped) when a run stops early on a signal or a
+// cancelled context after writing its checkpoint.
+var ErrStopped = errors.New("training stopped before the last epoch")
+
+// schedules are the per-iteration values the reference precomputes.
+type schedules struct {
+	lr, wd, momentum, teacherTemp []float64
+	tempPerIter                   bool
+	freeze                        optim.FreezeWindow
+}
+
+func buildSchedules(cfg *configs.Config, epochs, ipe, batch int) (*schedules, error) {
+	s := cfg.Solver
+	total := epochs * ipe
+	warm := s.WarmupIters
+	if warm == 0 {
+		warm = s.WarmupEpochs * ipe
+	}
+	if warm > total {
+		return nil, fmt.Errorf("learning-rate warm-up of %d iterations is longer than the run's %d (%d epochs × %d iterations); lower SOLVER.WARMUP_ITERS/WARMUP_EPOCHS", warm, total, epochs, ipe)
+	}
+	var sc schedules
+	var err error
+	if sc.lr, err = optim.CosineScheduleIters(optim.ScaledLR(s.BaseLR, batch), s.MinLR, total, warm, s.StartWarmup); err != nil {
+		return nil, fmt.Errorf("lr schedule: %w", err)
+	}
+	if sc.wd, err = optim.CosineSchedule(s.WeightDecay, s.WeightDecayEnd, epochs, ipe, 0, 0); err != nil {
+		return nil, fmt.Errorf("weight-decay schedule: %w", err)
+	}
+	if sc.momentum, err = optim.CosineSchedule(cfg.Model.ModelMomentum, cfg.Model.ModelMomentumEnd, epochs, ipe, 0, 0); err != nil {
+		return nil, fmt.Errorf("teacher-momentum schedule: %w", err)
+	}
+	d := cfg.DINO
+	if d.WarmupTeacherTempIters > 0 {
+		sc.tempPerIter = true
+		sc.teacherTemp, err = optim.TeacherTempScheduleIters(d.WarmupTeacherTemp, d.TeacherTemp, min(d.WarmupTeacherTempIters, total), total)
+	} else {
+		sc.teacherTemp, err = optim.TeacherTempSchedule(d.WarmupTeacherTemp, d.TeacherTemp, min(d.WarmupTeacherTempEpochs, epochs), epochs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("teacher-temperature schedule: %w", err)
+	}
+	sc.freeze = optim.FreezeWindow{Epochs: s.FreezeLastLayer, Iters: s.FreezeLastLayerIters}
+	return &sc, nil
+}
+
+// geometryOf is the view layout the config asks for.
+func geometryOf(cfg *configs.Config) Geometry {
+	mv := cfg.MultiViewsTransforms
+	g := Geometry{G: 2, GH: mv.GlobalCropSize, GW: mv.GlobalCropSize, L: mv.LocalCropsNumber, LH: mv.LocalCropSize, LW: mv.LocalCropSize}
+	if len(mv.NmbCrops) == 2 {
+		g.G, g.L = mv.NmbCrops[0], mv.NmbCrops[1]
+	}
+	return g
+}
+
+// Run pre-trains the configured backbone on the shards and returns what it
+// did. Cancelling ctx (SIGINT/SIGTERM in the command) writes a checkpoint
+// at the current step and returns an error wrapping ErrStopped.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	cfg := o.Config
+	if cfg == nil || o.Shards == "" || o.Out == "" {
+		return nil, errors.New("trainer: Config, Shards and Out are required")
+	}
+	if cfg.SSLMethod != "DINO" {
+		return nil, fmt.Errorf("SSL_METHOD %s: this build trains DINO only (SwAV and MoCo-v2 have their losses in trainer/ssl but no training loop yet)", cfg.SSLMethod)
+	}
+	cfg = cfg.Clone()
+	if o.Epochs > 0 {
+		cfg.Solver.TotalEpochs = o.Epochs
+	}
+	if o.BatchSize > 0 {
+		cfg.Train.BatchSize = o.BatchSize
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	epochs, batch := cfg.Solver.TotalEpochs, cfg.Train.BatchSize
+	man, err := manifest.Read(ctx, storage.Join(o.Shards, manifest.FileName))
+	if err != nil {
+		return nil, fmt.Errorf("read the shards' manifest (run sslight prepare first, --shards is its --out): %w", err)
+	}
+	if err := checkShardsConfig(cfg, man, o.AllowConfigMismatch); err != nil {
+		return nil, err
+	}
+	if man.Epochs < 1 || len(man.Shards) == 0 {
+		return nil, fmt.Errorf("%s: the manifest lists no shards", o.Shards)
+	}
+	minSamples := int64(math.MaxInt64)
+	for _, ec := range man.EpochCounts {
+		minSamples = min(minSamples, ec.Samples)
+	}
+	ipe := int(minSamples) / batch
+	if ipe == 0 {
+		return nil, fmt.Errorf("batch size %d is larger than a prepared epoch's %d samples; lower --batch-size", batch, minSamples)
+	}
+	sc, err := buildSchedules(cfg, epochs, ipe, batch)
+	if err != nil {
+		return nil, err
+	}
+	geo := geometryOf(cfg)
+	model, err := newDINOModel(cfg, geo, batch, sc.teacherTemp)
+	if err != nil {
+		return nil, err
+	}
+	defer model.close()
+	s := cfg.Solver
+	groups := optim.GroupParams(model.optParams, optim.GroupConfig{WDFactorForBias: s.WDFactorForBias, WDFactorForDW: s.WDFactorForDW,
+		LARSExcludeBias: s.LARSExcludeBias, LARSExcludeDW: s.LARSExcludeDW})
+	opt, err := optim.New(s.OptimizingMethod, groups, s.Momentum)
+	if err != nil {
+		return nil, err
+	}
+	cfgJSON := cfg.CanonicalJSON()
+	meta := Meta{Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Width: cfg.Model.Width, SmallImageStem: cfg.Model.SmallImageStem,
+		PatchSize: cfg.ViT.PatchSize, EmbedDim: model.student.backbone.EmbedDim(), Epochs: epochs, ItersPerEpoch: ipe, BatchSize: batch,
+		Seed: cfg.Seed, ConfigHash: cfg.Hash(), AugmentationHash: cfg.AugmentationHash(), ShardsConfigHash: man.ConfigHash,
+		Shards: o.Shards, Config: cfgJSON}
+	var records []MetricsRecord
+	dir, prev, err := latestCheckpoint(ctx, o.Out)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case prev != nil && !o.Resume:
+		return nil, fmt.Errorf("%s already holds checkpoints (newest %s); pass --resume to continue, or choose another --out", o.Out, dir)
+	case prev != nil:
+		if prev.ConfigHash != meta.ConfigHash || prev.Epochs != epochs || prev.ItersPerEpoch != ipe || prev.BatchSize != batch {
+			return nil, fmt.Errorf("cannot resume %s: it was trained with config %s, %d epochs × %d iterations, batch %d; this run has config %s, %d × %d, batch %d",
+				dir, prev.ConfigHash[:12], prev.Epochs, prev.ItersPerEpoch, prev.BatchSize, meta.ConfigHash[:12], epochs, ipe, batch)
+		}
+		if err := loadCheckpoint(ctx, dir, model, opt); err != nil {
+			return nil, err
+		}
+		meta.Epoch, meta.StepInEpoch, meta.Step, meta.ImagesSeen = prev.Epoch, prev.StepInEpoch, prev.Step, prev.ImagesSeen
+		if old, err := jsonfile.ReadLines[MetricsRecord](ctx, storage.Join(o.Out, MetricsFile)); err == nil {
+			for _, r := range old {
+				if r.Step < meta.Step || (r.Kind == "epoch" && r.Epoch < meta.Epoch) {
+					records = append(records, r)
+				}
+			}
+		}
+	}
+	sum := &Summary{Out: o.Out, Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Epochs: epochs, PreparedEpochs: man.Epochs,
+		ItersPerEpoch: ipe, BatchSize: batch, StartStep: meta.Step, ConfigHash: meta.ConfigHash}
+	if epochs > man.Epochs && o.Progress != nil {
+		fmt.Fprintf(o.Progress, "pretrain: %d epochs over %d prepared epochs of views: training epoch e reuses prepared epoch e mod %d (in a new order)\n",
+			epochs, man.Epochs, man.Epochs)
+	}
+	buf := o.ShuffleBuffer
+	if buf <= 0 {
+		buf = 4096
+	}
+	ld := newLoader(geo, batch, NewNormalizer(meanStd(cfg.Data.Mean), meanStd(cfg.Data.Std)))
+	start := time.Now()
+	startStep := meta.Step
+	prog := newProgress(o.Progress, epochs*ipe, startStep)
+	saveMetrics := func() error {
+		return jsonfile.WriteLines(context.WithoutCancel(ctx), storage.Join(o.Out, MetricsFile), records)
+	}
+	checkpoint := func(reason string) error {
+		meta.Reason = reason
+		d, err := saveCheckpoint(context.WithoutCancel(ctx), o.Out, model, opt, meta)
+		if err != nil {
+			return fmt.Errorf("checkpoint at step %d: %w", meta.Step, err)
+		}
+		sum.Checkpoint = d
+		return saveMetrics()
+	}
+	finish := func() {
+		sum.Steps = meta.Step - startStep
+		sum.WallSeconds = time.Since(start).Seconds()
+		if sum.WallSeconds > 0 {
+			sum.ImagesPerSec = float64(sum.Steps*batch) / sum.WallSeconds
+		}
+		sum.FinalLoss = meta.LastLoss
+		sum.PeakRSSMB = peakRSSMB()
+		sum.Done = meta.Epoch >= epochs
+		prog.done()
+	}
+	logStep := max(1, cfg.LogStep)
+	for meta.Epoch < epochs {
+		e := meta.Epoch
+		prepared := e % man.Epochs
+		ectx, cancel := context.WithCancel(ctx)
+		batches := ld.epoch(ectx, epochShards(man.Shards, prepared, uint64(cfg.Seed), e), uint64(cfg.Seed), e, buf, meta.StepInEpoch, ipe)
+		var epochLoss float64
+		epochSteps := 0
+		stopped := false
+		for b := range batches {
+			if b.err != nil {
+				cancel()
+				return nil, fmt.Errorf("epoch %d: %w", e, b.err)
+			}
+			step := meta.Step
+			tIdx := e
+			if sc.tempPerIter {
+				tIdx = step
+			}
+			if err := model.loss.SetEpoch(tIdx); err != nil {
+				cancel()
+				return nil, err
+			}
+			loss, err := model.forwardBackward(b)
+			ld.recycle(b)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("step %d: %w", step, err)
+			}
+			if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+				cancel()
+				return nil, fmt.Errorf("step %d: the loss is %v; lower SOLVER.BASE_LR or set SOLVER.CLIP_GRAD", step, loss)
+			}
+			if cfg.Solver.ClipGrad > 0 {
+				optim.ClipGradients(model.optParams, cfg.Solver.ClipGrad, nil)
+			}
+			optim.CancelGradientsLastLayer(model.optParams, e, step, sc.freeze)
+			if err := opt.Step(sc.lr[step], sc.wd[step]); err != nil {
+				cancel()
+				return nil, fmt.Errorf("step %d: optimizer: %w", step, err)
+			}
+			if err := optim.EMAParams(model.emaTeacher, model.emaStudent, sc.momentum[step]); err != nil {
+				cancel()
+				return nil, fmt.Errorf("step %d: teacher EMA: %w", step, err)
+			}
+			meta.Step++
+			meta.StepInEpoch++
+			meta.ImagesSeen += int64(batch)
+			meta.LastLoss = float64(loss)
+			epochLoss += float64(loss)
+			epochSteps++
+			terms := model.loss.Last()
+			if step%logStep == 0 {
+				el := time.Since(start).Seconds()
+				records = append(records, MetricsRecord{Kind: "step", Step: step, Epoch: e, Loss: float64(loss),
+					LossGlobal: float64(terms.Global), LossLocal: float64(terms.Local), LR: sc.lr[step], WD: sc.wd[step],
+					Momentum: sc.momentum[step], TeacherTemp: terms.TeacherTemp,
+					ImagesPerSec: float64((meta.Step-startStep)*batch) / el, Elapsed: el})
+			}
+			prog.update(meta.Step, e, epochs, float64(loss), sc.lr[step], batch)
+			if ctx.Err() != nil || (o.MaxSteps > 0 && meta.Step-startStep >= o.MaxSteps) {
+				stopped = true
+				break
+			}
+		}
+		cancel()
+		for range batches { // let the loader goroutine finish
+		}
+		if stopped || ctx.Err() != nil {
+			reason := "max-steps"
+			if ctx.Err() != nil {
+				reason = "signal"
+			}
+			err := checkpoint(reason)
+			finish()
+			if err != nil {
+				return sum, err
+			}
+			if reason == "signal" {
+				return sum, fmt.Errorf("%w at step %d (checkpoint %s; continue with --resume): %v", ErrStopped, meta.Step, sum.Checkpoint, ctx.Err())
+			}
+			return sum, nil
+		}
+		if meta.StepInEpoch != ipe {
+			return nil, fmt.Errorf("epoch %d ended after %d of %d iterations: the shards of prepared epoch %d hold fewer samples than the manifest says", e, meta.StepInEpoch, ipe, prepared)
+		}
+		records = append(records, MetricsRecord{Kind: "epoch", Step: meta.Step - 1, Epoch: e, Loss: epochLoss / float64(max(1, epochSteps)),
+			LR: sc.lr[meta.Step-1], WD: sc.wd[meta.Step-1], Momentum: sc.momentum[meta.Step-1], TeacherTemp: model.loss.Last().TeacherTemp,
+			ImagesPerSec: float64((meta.Step-startStep)*batch) / time.Since(start).Seconds(), Elapsed: time.Since(start).Seconds()})
+		meta.Epoch++
+		meta.StepInEpoch = 0
+		period := max(1, cfg.Train.CheckpointPeriod)
+		switch {
+		case meta.Epoch == epochs:
+			if err := checkpoint("final"); err != nil {
+				return nil, err
+			}
+		case meta.Epoch%period == 0:
+			if err := checkpoint("period"); err != nil {
+				return nil, err
+			}
+		default:
+			if err := saveMetrics(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	finish()
+	if err := jsonfile.Write(ctx, storage.Join(o.Out, "summary.json"), sum); err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+// checkShardsConfig refuses shards prepared with other augmentation
+// settings unless allowed.
+func checkShardsConfig(cfg *configs.Config, man *manifest.Manifest, allow bool) error {
+	prepCfg, err := configs.Parse(man.Config, "manifest config")
+	if err != nil {
+		return fmt.Errorf("the manifest's config does not parse: %w", err)
+	}
+	if a, b := prepCfg.AugmentationHash(), cfg.AugmentationHash(); a != b && !allow {
+		return fmt.Errorf("the shards were prepared with other augmentation settings (MULTI_VIEWS_TRANSFORMS/DATA hash %s, this config %s): re-run sslight prepare with this config, or pass --allow-config-mismatch", a[:12], b[:12])
+	}
+	return nil
+}
+
+func meanStd(v []float64) [3]float64 {
+	var out [3]float64
+	for i := range out {
+		if i < len(v) {
+			out[i] = v[i]
+		} else if len(v) > 0 {
+			out[i] = v[len(v)-1]
+		}
+	}
+	return out
+}
+
+// peakRSSMB reads the process's peak resident set (VmHWM) on Linux; 0
+// elsewhere.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
