@@ -69,18 +69,9 @@ func runPrepare(ctx context.Context, args []string) error {
 	if *cfgPath == "" || *out == "" {
 		return fmt.Errorf("--config and --out are required (see sslight prepare --help)")
 	}
-	cfg, err := configs.Load(*cfgPath)
+	cfg, err := loadConfig(*cfgPath, sets)
 	if err != nil {
 		return err
-	}
-	for _, kv := range sets {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return fmt.Errorf("--set %q: want KEY=VALUE", kv)
-		}
-		if err := cfg.Set(k, v); err != nil {
-			return err
-		}
 	}
 	if *seed != "" {
 		if _, err := strconv.ParseUint(*seed, 10, 32); err != nil {

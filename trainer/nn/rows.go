@@ -120,7 +120,7 @@ func (scaleRowsKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32,
 // the other dimensions must agree.
 func ConcatOp(xs ...*gorgonia.Node) (*gorgonia.Node, error) {
 	if len(xs) == 0 {
-		return nil, fmt.Errorf("Concat: no inputs")
+		return nil, fmt.Errorf("concat: no inputs")
 	}
 	if len(xs) == 1 {
 		return xs[0], nil

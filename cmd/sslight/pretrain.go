@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/trainer"
+)
+
+func init() {
+	register(&command{
+		name:    "pretrain",
+		summary: "self-supervised pre-training (DINO, baseline or SSLight settings) on prepared shards",
+		run:     runPretrain,
+	})
+}
+
+const pretrainDescription = `Pre-train a backbone with self-supervised learning on the shards that
+sslight prepare wrote.
+
+The config is the SSLight-schema YAML the prepare step used (or a preset): it
+names the backbone (MODEL), the method and its head (SSL_METHOD, DINO,
+DINOHead), the views (MULTI_VIEWS_TRANSFORMS: the shards must hold those views;
+the run refuses shards prepared with other augmentation settings unless
+--allow-config-mismatch) and the optimisation (SOLVER: LARS/SGD/AdamW, cosine
+learning rate with warm-up scaled by batch/256, weight-decay and teacher-
+momentum schedules, FREEZE_LAST_LAYER, CLIP_GRAD).
+
+Training runs SOLVER.TOTAL_EPOCHS epochs of floor(samples/batch) iterations.
+When it runs more epochs than were prepared, epoch e reuses prepared epoch
+e mod P (in a new order) and says so.
+
+Writes under --out:
+  checkpoints/step-NNNNNNNN/checkpoint.safetensors  student, teacher, optimizer
+                                                    state, DINO center (resume)
+  checkpoints/step-NNNNNNNN/backbone.safetensors    student backbone, torchvision /
+                                                    timm names (load strict=True)
+  checkpoints/step-NNNNNNNN/meta.json               epoch, step, config hash, ...
+  metrics.jsonl                                     loss, lr, wd, momentum,
+                                                    teacher temperature, images/s
+  summary.json                                      the run at a glance
+
+A checkpoint is written every TRAIN.CHECKPOINT_PERIOD epochs, after the last
+epoch, and on SIGINT/SIGTERM (Ctrl-C). --resume continues from the newest one
+and ends with exactly the weights an uninterrupted run would have.
+
+This build trains DINO; SwAV and MoCo-v2 losses exist (trainer/ssl) but have
+no training loop yet.
+
+Examples:
+  sslight prepare  --config dino_fmnist_sslight --format idx --source /usr/share/datasets/fashion-mnist \
+                   --out runs/fmnist/shards --epochs 5
+  sslight pretrain --config dino_fmnist_sslight --shards runs/fmnist/shards --out runs/fmnist/dino
+  sslight pretrain --config dino_fmnist_sslight --shards runs/fmnist/shards --out runs/fmnist/dino --resume`
+
+func runPretrain(ctx context.Context, args []string) error {
+	fs := newFlagSet("pretrain", "--config FILE --shards URI --out URI [flags]", pretrainDescription)
+	cfgPath := fs.String("config", "", "SSLight-schema YAML file, or a preset name ("+strings.Join(configs.PresetNames(), ", ")+")")
+	shards := fs.String("shards", "", "the prepare run's --out (holding manifest.json): a local folder or gs://bucket/prefix")
+	out := fs.String("out", "", "where checkpoints and metrics go: a local folder or gs://bucket/prefix")
+	epochs := fs.Int("epochs", 0, "training epochs (default SOLVER.TOTAL_EPOCHS)")
+	batch := fs.Int("batch-size", 0, "batch size (default TRAIN.BATCH_SIZE)")
+	resume := fs.Bool("resume", false, "continue from the newest checkpoint under --out")
+	allow := fs.Bool("allow-config-mismatch", false, "train on shards prepared with other augmentation settings")
+	maxSteps := fs.Int("max-steps", 0, "stop after this many steps with a checkpoint (0 = run to the end); for trials")
+	buffer := fs.Int("shuffle-buffer", 4096, "samples held in the shuffle buffer")
+	var sets multiFlag
+	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set SOLVER.BASE_LR=0.3")
+	quiet := fs.Bool("quiet", false, "no progress display")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *shards == "" || *out == "" {
+		return fmt.Errorf("--shards and --out are required (see sslight pretrain --help)")
+	}
+	cfg, err := loadConfig(*cfgPath, sets)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := trainer.Options{Config: cfg, Shards: *shards, Out: *out, Epochs: *epochs, BatchSize: *batch, Resume: *resume,
+		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer}
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+	sum, err := trainer.Run(ctx, o)
+	if sum != nil {
+		b, _ := json.MarshalIndent(sum, "", "  ")
+		fmt.Println(string(b))
+	}
+	return err
+}
