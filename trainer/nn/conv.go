@@ -194,6 +194,11 @@ func (g *convGeom) gatherGrad(tmp, grad []float32, n0, cnt, gi int) {
 	}
 }
 
+// overwrites: the data gradient is written whole (GEMM with β = 0,
+// col2im and the depthwise loop clear their planes first); the filter
+// gradient accumulates over chunks and needs the zeroed buffer.
+func (k *convKernel) overwrites(wrt int) bool { return wrt == 0 }
+
 func (k *convKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, shapes []tensor.Shape) {
 	g, _ := k.geom(shapes)
 	x, w := in[0], in[1]
@@ -202,6 +207,7 @@ func (k *convKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, s
 			parallelFor(g.n*g.c, func(_, lo, hi int) {
 				for nc := lo; nc < hi; nc++ {
 					c := nc % g.c
+					clear(dIn[nc*g.h*g.w : (nc+1)*g.h*g.w])
 					depthwiseBackwardData(&g, dIn[nc*g.h*g.w:(nc+1)*g.h*g.w], grad[nc*g.p:(nc+1)*g.p], w[c*g.kh*g.kw:(c+1)*g.kh*g.kw])
 				}
 			})
@@ -326,26 +332,33 @@ func (g *convGeom) gradChunk(sc *convScratch, grad []float32, n0, cnt, gi int) (
 
 // im2col fills the columns of one image's group xg [cg, h, w] into col:
 // row r (of cg·kh·kw) starts at col[r·ld] and holds oh·ow values.
+// The valid output rows and columns of each kernel offset are computed once
+// per offset, not per row: with the small maps of 28–32 px training the
+// per-row bookkeeping cost as much as the copying.
 func im2col(g *convGeom, col []float32, ld int, xg []float32) {
 	row := 0
 	for c := 0; c < g.cg; c++ {
 		xc := xg[c*g.h*g.w : (c+1)*g.h*g.w]
 		for i := 0; i < g.kh; i++ {
+			ys := i*g.dh - g.ph
+			oyLo, oyHi := validRange(ys, g.sh, g.h, g.oh)
 			for j := 0; j < g.kw; j++ {
 				dst := col[row*ld : row*ld+g.p]
 				row++
-				for oy := 0; oy < g.oh; oy++ {
-					y := oy*g.sh - g.ph + i*g.dh
+				xs := j*g.dw - g.pw
+				lo, hi := validRange(xs, g.sw, g.w, g.ow)
+				clear(dst[:oyLo*g.ow])
+				clear(dst[oyHi*g.ow:])
+				for oy := oyLo; oy < oyHi; oy++ {
+					y := oy*g.sh + ys
 					d := dst[oy*g.ow : (oy+1)*g.ow]
-					if y < 0 || y >= g.h {
-						clear(d)
-						continue
-					}
 					xr := xc[y*g.w : (y+1)*g.w]
-					xs := j*g.dw - g.pw
-					lo, hi := validRange(xs, g.sw, g.w, g.ow)
 					clear(d[:lo])
 					clear(d[hi:])
+					if g.sw == 1 {
+						copy(d[lo:hi], xr[xs+lo:xs+hi])
+						continue
+					}
 					for ox := lo; ox < hi; ox++ {
 						d[ox] = xr[xs+ox*g.sw]
 					}
@@ -363,18 +376,24 @@ func col2im(g *convGeom, dxg, col []float32, ld int) {
 	for c := 0; c < g.cg; c++ {
 		dc := dxg[c*g.h*g.w : (c+1)*g.h*g.w]
 		for i := 0; i < g.kh; i++ {
+			ys := i*g.dh - g.ph
+			oyLo, oyHi := validRange(ys, g.sh, g.h, g.oh)
 			for j := 0; j < g.kw; j++ {
 				src := col[row*ld : row*ld+g.p]
 				row++
-				for oy := 0; oy < g.oh; oy++ {
-					y := oy*g.sh - g.ph + i*g.dh
-					if y < 0 || y >= g.h {
-						continue
-					}
+				xs := j*g.dw - g.pw
+				lo, hi := validRange(xs, g.sw, g.w, g.ow)
+				for oy := oyLo; oy < oyHi; oy++ {
+					y := oy*g.sh + ys
 					dr := dc[y*g.w : (y+1)*g.w]
 					s := src[oy*g.ow : (oy+1)*g.ow]
-					xs := j*g.dw - g.pw
-					lo, hi := validRange(xs, g.sw, g.w, g.ow)
+					if g.sw == 1 {
+						d, v := dr[xs+lo:xs+hi], s[lo:hi]
+						for k := range v {
+							d[k] += v[k]
+						}
+						continue
+					}
 					for ox := lo; ox < hi; ox++ {
 						dr[xs+ox*g.sw] += s[ox]
 					}

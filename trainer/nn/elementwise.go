@@ -69,6 +69,8 @@ func (k *actKernel) forward(out []float32, in [][]float32, _ []tensor.Shape) {
 	})
 }
 
+func (k *actKernel) overwrites(int) bool { return true }
+
 func (k *actKernel) backward(_ int, dIn, grad, _ []float32, in [][]float32, _ []tensor.Shape) {
 	x := in[0]
 	parallelFor(len(x)/4096+1, func(_, lo, hi int) {
@@ -79,6 +81,8 @@ func (k *actKernel) backward(_ int, dIn, grad, _ []float32, in [][]float32, _ []
 			for i, v := range xs {
 				if v > 0 {
 					d[i] = g[i]
+				} else {
+					d[i] = 0
 				}
 			}
 		case ReLU6:
@@ -86,6 +90,8 @@ func (k *actKernel) backward(_ int, dIn, grad, _ []float32, in [][]float32, _ []
 			for i, v := range xs {
 				if v > 0 && v < 6 {
 					d[i] = g[i]
+				} else {
+					d[i] = 0
 				}
 			}
 		case GELU:
@@ -121,6 +127,8 @@ func (addKernel) forward(out []float32, in [][]float32, _ []tensor.Shape) {
 		out[i] = a[i] + b[i]
 	}
 }
+func (addKernel) overwrites(int) bool { return true }
+
 func (addKernel) backward(_ int, dIn, grad, _ []float32, _ [][]float32, _ []tensor.Shape) {
 	copy(dIn, grad)
 }

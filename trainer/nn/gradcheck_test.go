@@ -285,3 +285,57 @@ func TestRowOpGradients(t *testing.T) {
 		return ConcatOp(in[0], in[1], in[2])
 	})
 }
+
+// TestReusedGradientBuffers runs a graph of the ops that skip zeroing their
+// gradient buffers twice, with different inputs, and expects the second
+// run's gradients to equal those of a fresh graph on the second input: no
+// element may keep a value from the first run.
+func TestReusedGradientBuffers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	w := randTensor(rng, -1, 1, 4, 4, 3, 3)
+	dw := randTensor(rng, -1, 1, 4, 1, 3, 3)
+	build := func(x *tensor.Dense) (*gorgonia.ExprGraph, *gorgonia.Node, *gorgonia.Node, gorgonia.VM) {
+		g := gorgonia.NewGraph()
+		xn := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(x.Shape()...), gorgonia.WithName("x"), gorgonia.WithValue(x))
+		wn := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(w.Shape()...), gorgonia.WithName("w"), gorgonia.WithValue(w))
+		dwn := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(dw.Shape()...), gorgonia.WithName("dw"), gorgonia.WithValue(dw))
+		y := gorgonia.Must(Conv2dOp(xn, wn, ConvParams{Padding: [2]int{1, 1}}))
+		y = gorgonia.Must(BatchNormOp(y, gorgonia.NewTensor(g, tensor.Float32, 1, gorgonia.WithShape(4), gorgonia.WithName("gm"), gorgonia.WithInit(gorgonia.Ones())),
+			gorgonia.NewTensor(g, tensor.Float32, 1, gorgonia.WithShape(4), gorgonia.WithName("bt"), gorgonia.WithInit(gorgonia.Zeroes())), NewBNStats(4), true))
+		y = gorgonia.Must(ActivationOp(y, ReLU))
+		z := gorgonia.Must(Conv2dOp(y, dwn, ConvParams{Padding: [2]int{1, 1}, Groups: 4}))
+		z = gorgonia.Must(ActivationOp(z, ReLU6))
+		z = gorgonia.Must(AddOp(z, y))
+		r := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(z.Shape()...), gorgonia.WithName("r"), gorgonia.WithValue(randTensor(rand.New(rand.NewPCG(5, 5)), -1, 1, z.Shape()...)))
+		loss := gorgonia.Must(gorgonia.Sum(gorgonia.Must(gorgonia.HadamardProd(z, r))))
+		if _, err := gorgonia.Grad(loss, xn); err != nil {
+			t.Fatal(err)
+		}
+		return g, xn, loss, gorgonia.NewTapeMachine(g)
+	}
+	x1 := randTensor(rng, -2, 2, 2, 4, 5, 5)
+	x2 := randTensor(rng, -2, 2, 2, 4, 5, 5)
+	_, xn, _, vm := build(x1)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	copy(x1.Float32s(), x2.Float32s()) // the node's value is x1's storage
+	vm.Reset()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	g1, _ := xn.Grad()
+	_, xf, _, vf := build(x2)
+	defer vf.Close()
+	if err := vf.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	g2, _ := xf.Grad()
+	a, b := g1.Data().([]float32), g2.Data().([]float32)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("reused graph's d/dx[%d] = %v, fresh graph's %v", i, a[i], b[i])
+		}
+	}
+}

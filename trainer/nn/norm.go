@@ -143,6 +143,9 @@ func (k *bnKernel) forward(out []float32, in [][]float32, shapes []tensor.Shape)
 	}
 }
 
+// overwrites: dx, dγ and dβ are each written element by element.
+func (k *bnKernel) overwrites(int) bool { return true }
+
 func (k *bnKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, shapes []tensor.Shape) {
 	x, gamma := in[0], in[1]
 	n, c, sp := bnDims(shapes[0])

@@ -31,6 +31,13 @@ type kernel interface {
 	backward(wrt int, dIn, grad, out []float32, in [][]float32, shapes []tensor.Shape)
 }
 
+// gradOverwriter is implemented by kernels whose backward writes every
+// element of dIn for input wrt, so the caller can skip zeroing it (a
+// whole-activation memclr per op and step otherwise).
+type gradOverwriter interface {
+	overwrites(wrt int) bool
+}
+
 // apply builds a node computing k on the children.
 func apply(k kernel, children ...*gorgonia.Node) (*gorgonia.Node, error) {
 	shapes := make([]tensor.Shape, len(children))
@@ -171,7 +178,9 @@ func (op *gradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 		op.out = tensor.New(tensor.WithShape(op.inShapes[op.wrt].Clone()...), tensor.Of(tensor.Float32))
 	}
 	d := op.out.Float32s()
-	clear(d)
+	if ow, ok := op.k.(gradOverwriter); !ok || !ow.overwrites(op.wrt) {
+		clear(d)
+	}
 	op.k.backward(op.wrt, d, all[n+1], all[n], all[:n], op.inShapes)
 	return op.out, nil
 }
