@@ -339,3 +339,29 @@ func TestReusedGradientBuffers(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossEntropy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	x := randTensor(rng, -2, 2, 4, 5)
+	labels := &Labels{Y: []int{0, 3, 4, 1}}
+	gradCheck(t, "CrossEntropy", []*tensor.Dense{x}, []bool{true}, func(g *gorgonia.ExprGraph, in []*gorgonia.Node) (*gorgonia.Node, error) {
+		return apply(&ceKernel{labels: labels}, in[0]) // the op before its scalar Sum
+	})
+	// Hand-computed: logits [0, ln 3] with target 1 → −ln(3/4); target 0 → −ln(1/4).
+	g := gorgonia.NewGraph()
+	l := gorgonia.NewTensor(g, tensor.Float32, 2, gorgonia.WithShape(2, 2), gorgonia.WithName("l"),
+		gorgonia.WithValue(tensor.New(tensor.WithShape(2, 2), tensor.WithBacking([]float32{0, float32(math.Log(3)), 0, float32(math.Log(3))}))))
+	loss, err := CrossEntropyOp(l, &Labels{Y: []int{1, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := gorgonia.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	want := (-math.Log(0.75) - math.Log(0.25)) / 2
+	if got := float64(loss.Value().Data().(float32)); math.Abs(got-want) > 1e-6 {
+		t.Errorf("cross entropy %v, want %v", got, want)
+	}
+}
