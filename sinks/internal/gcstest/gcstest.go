@@ -3,10 +3,11 @@
 package gcstest
 
 import (
-	"net/url"
 	"testing"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/sslight-go/sslight/sinks/gcsemu"
 )
 
 // Start runs an emulator holding the given (empty) buckets, points
@@ -15,24 +16,10 @@ import (
 // parallel.
 func Start(t testing.TB, buckets ...string) *fakestorage.Server {
 	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		Scheme:     "http",
-		Host:       "127.0.0.1",
-		Port:       0,
-		PublicHost: "127.0.0.1",
-	})
+	e, err := gcsemu.Start(buckets...)
 	if err != nil {
-		t.Fatalf("start GCS emulator: %v", err)
+		t.Fatal(err)
 	}
-	t.Cleanup(srv.Stop)
-	for _, b := range buckets {
-		srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: b})
-	}
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatalf("emulator URL %q: %v", srv.URL(), err)
-	}
-	// The storage client wants host:port without a scheme.
-	t.Setenv("STORAGE_EMULATOR_HOST", u.Host)
-	return srv
+	t.Cleanup(e.Stop)
+	return e.Server
 }
