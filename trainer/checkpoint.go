@@ -61,6 +61,9 @@ type Meta struct {
 	AugmentationHash string `json:"augmentation_hash"`
 	ShardsConfigHash string `json:"shards_config_hash"`
 	Shards           string `json:"shards"`
+	// InitFrom is the checkpoint this run started from ("" for a fresh
+	// initialisation).
+	InitFrom string `json:"init_from,omitempty"`
 	// Config is the training config as JSON.
 	Config []byte `json:"config"`
 	// ImagesSeen counts training samples consumed so far.

@@ -53,16 +53,22 @@ func (n *Normalizer) View(dst []float32, pix []uint8, h, w int) {
 	}
 }
 
-// epochShards returns the shards of one prepared epoch in the order a
-// training epoch reads them: shuffled by (seed, training epoch).
-func epochShards(all []shard.Info, prepared int, seed uint64, epoch int) []shard.Info {
+// epochShards returns the shards a training epoch reads, in the order it
+// reads them: prepared epoch e mod P of every root, shuffled together by
+// (seed, training epoch).
+func epochShards(roots []*root, seed uint64, epoch int) []shard.Info {
 	var out []shard.Info
-	for _, s := range all {
-		if s.Epoch == prepared {
-			out = append(out, s)
+	for _, r := range roots {
+		prepared := epoch % r.man.Epochs
+		var part []shard.Info
+		for _, s := range r.man.Shards {
+			if s.Epoch == prepared {
+				part = append(part, s)
+			}
 		}
+		sort.Slice(part, func(i, j int) bool { return part[i].Index < part[j].Index })
+		out = append(out, part...)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
 	rng := rand.New(rand.NewPCG(seed, 0x5ead0000+uint64(epoch)))
 	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
@@ -77,7 +83,7 @@ type sampleMeta struct {
 // size buf (seeded by seed and epoch) into emit, deterministically: the
 // same shards, seed and epoch give the same order. It stops at the first
 // error, or when emit returns false.
-func readEpoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf int, emit func(shard.Sample, int) bool) error {
+func readEpoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf int, skip func(shardURI, key string) bool, emit func(shard.Sample, int) bool) error {
 	rng := rand.New(rand.NewPCG(seed, 0xb0ff0000+uint64(epoch)))
 	type item struct {
 		s     shard.Sample
@@ -109,6 +115,9 @@ func readEpoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf
 					break
 				}
 				return fmt.Errorf("read shard %s: %w", info.URI, err)
+			}
+			if skip != nil && skip(info.URI, s.Key) {
+				continue
 			}
 			var m sampleMeta
 			if err := json.Unmarshal(s.Meta, &m); err != nil {
@@ -188,7 +197,7 @@ func (l *loader) recycle(b *Batch) {
 
 // epoch streams batches [skip, iters) of one training epoch. The channel is
 // closed at the end; a failure arrives as a Batch with err set.
-func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int) <-chan *Batch {
+func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int, exclude func(string, string) bool) <-chan *Batch {
 	out := make(chan *Batch, 2)
 	go func() {
 		defer close(out)
@@ -196,7 +205,7 @@ func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, ep
 		gv, lv := 3*g.GH*g.GW, 3*g.LH*g.LW
 		var cur *Batch
 		fill, index := 0, 0
-		err := readEpoch(ctx, shards, seed, epoch, buf, func(s shard.Sample, label int) bool {
+		err := readEpoch(ctx, shards, seed, epoch, buf, exclude, func(s shard.Sample, label int) bool {
 			if index >= iters {
 				return false
 			}

@@ -23,8 +23,17 @@ type Options struct {
 	// Config is the SSLight-schema config (the one prepare used, or one
 	// whose augmentation settings agree with it).
 	Config *configs.Config
-	// Shards is the prepare run's output root (holding manifest.json).
-	Shards string
+	// Shards are prepare runs' output roots (each holding manifest.json),
+	// trained on together: training epoch e reads prepared epoch e mod P
+	// of every root (P being that root's number of prepared epochs).
+	Shards []string
+	// Exclude lists, per shards root, sample keys to skip there: samples
+	// superseded by a newer version in a later root (sslight retrain).
+	Exclude map[string]map[string]bool
+	// InitFrom is a checkpoint folder whose student, teacher, optimiser
+	// state and DINO center start this run, with a fresh schedule
+	// (sslight retrain continues pre-training this way).
+	InitFrom string
 	// Out receives checkpoints/, metrics.jsonl and summary.json.
 	Out string
 	// Epochs overrides SOLVER.TOTAL_EPOCHS and BatchSize TRAIN.BATCH_SIZE
@@ -145,7 +154,7 @@ func geometryOf(cfg *configs.Config) Geometry {
 // at the current step and returns an error wrapping ErrStopped.
 func Run(ctx context.Context, o Options) (*Summary, error) {
 	cfg := o.Config
-	if cfg == nil || o.Shards == "" || o.Out == "" {
+	if cfg == nil || len(o.Shards) == 0 || o.Out == "" {
 		return nil, errors.New("trainer: Config, Shards and Out are required")
 	}
 	if cfg.SSLMethod != "DINO" {
@@ -162,24 +171,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	epochs, batch := cfg.Solver.TotalEpochs, cfg.Train.BatchSize
-	man, err := manifest.Read(ctx, storage.Join(o.Shards, manifest.FileName))
+	roots, err := readRoots(ctx, cfg, o)
 	if err != nil {
-		return nil, fmt.Errorf("read the shards' manifest (run sslight prepare first, --shards is its --out): %w", err)
-	}
-	if err := checkShardsConfig(cfg, man, o.AllowConfigMismatch); err != nil {
 		return nil, err
 	}
-	if man.Epochs < 1 || len(man.Shards) == 0 {
-		return nil, fmt.Errorf("%s: the manifest lists no shards", o.Shards)
+	var perEpoch int64
+	for _, r := range roots {
+		perEpoch += r.samples
 	}
-	minSamples := int64(math.MaxInt64)
-	for _, ec := range man.EpochCounts {
-		minSamples = min(minSamples, ec.Samples)
-	}
-	ipe := int(minSamples) / batch
+	ipe := int(perEpoch / int64(batch))
 	if ipe == 0 {
-		return nil, fmt.Errorf("batch size %d is larger than a prepared epoch's %d samples; lower --batch-size", batch, minSamples)
+		return nil, fmt.Errorf("batch size %d is larger than a training epoch's %d samples; lower --batch-size", batch, perEpoch)
 	}
+	shardsConfigHash := roots[0].man.ConfigHash
 	sc, err := buildSchedules(cfg, epochs, ipe, batch)
 	if err != nil {
 		return nil, err
@@ -200,8 +204,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	cfgJSON := cfg.CanonicalJSON()
 	meta := Meta{Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Width: cfg.Model.Width, SmallImageStem: cfg.Model.SmallImageStem,
 		PatchSize: cfg.ViT.PatchSize, EmbedDim: model.student.backbone.EmbedDim(), Epochs: epochs, ItersPerEpoch: ipe, BatchSize: batch,
-		Seed: cfg.Seed, ConfigHash: cfg.Hash(), AugmentationHash: cfg.AugmentationHash(), ShardsConfigHash: man.ConfigHash,
-		Shards: o.Shards, Config: cfgJSON}
+		Seed: cfg.Seed, ConfigHash: cfg.Hash(), AugmentationHash: cfg.AugmentationHash(), ShardsConfigHash: shardsConfigHash,
+		Shards: strings.Join(o.Shards, ","), InitFrom: o.InitFrom, Config: cfgJSON}
 	var records []MetricsRecord
 	dir, prev, err := latestCheckpoint(ctx, o.Out)
 	if err != nil {
@@ -219,6 +223,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, err
 		}
 		meta.Epoch, meta.StepInEpoch, meta.Step, meta.ImagesSeen = prev.Epoch, prev.StepInEpoch, prev.Step, prev.ImagesSeen
+		meta.InitFrom = prev.InitFrom
 		if old, err := jsonfile.ReadLines[MetricsRecord](ctx, storage.Join(o.Out, MetricsFile)); err == nil {
 			for _, r := range old {
 				if r.Step < meta.Step || (r.Kind == "epoch" && r.Epoch < meta.Epoch) {
@@ -227,11 +232,20 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			}
 		}
 	}
-	sum := &Summary{Out: o.Out, Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Epochs: epochs, PreparedEpochs: man.Epochs,
+	if prev == nil && o.InitFrom != "" {
+		if err := loadCheckpoint(ctx, o.InitFrom, model, opt); err != nil {
+			return nil, fmt.Errorf("--init-from: %w", err)
+		}
+	}
+	prepared := roots[0].man.Epochs
+	for _, r := range roots {
+		prepared = min(prepared, r.man.Epochs)
+	}
+	sum := &Summary{Out: o.Out, Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Epochs: epochs, PreparedEpochs: prepared,
 		ItersPerEpoch: ipe, BatchSize: batch, StartStep: meta.Step, ConfigHash: meta.ConfigHash}
-	if epochs > man.Epochs && o.Progress != nil {
+	if epochs > prepared && o.Progress != nil {
 		fmt.Fprintf(o.Progress, "pretrain: %d epochs over %d prepared epochs of views: training epoch e reuses prepared epoch e mod %d (in a new order)\n",
-			epochs, man.Epochs, man.Epochs)
+			epochs, prepared, prepared)
 	}
 	buf := o.ShuffleBuffer
 	if buf <= 0 {
@@ -267,9 +281,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	logStep := max(1, cfg.LogStep)
 	for meta.Epoch < epochs {
 		e := meta.Epoch
-		prepared := e % man.Epochs
 		ectx, cancel := context.WithCancel(ctx)
-		batches := ld.epoch(ectx, epochShards(man.Shards, prepared, uint64(cfg.Seed), e), uint64(cfg.Seed), e, buf, meta.StepInEpoch, ipe)
+		batches := ld.epoch(ectx, epochShards(roots, uint64(cfg.Seed), e), uint64(cfg.Seed), e, buf, meta.StepInEpoch, ipe, skipFunc(roots))
 		var epochLoss float64
 		epochSteps := 0
 		stopped := false
@@ -348,7 +361,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return sum, nil
 		}
 		if meta.StepInEpoch != ipe {
-			return nil, fmt.Errorf("epoch %d ended after %d of %d iterations: the shards of prepared epoch %d hold fewer samples than the manifest says", e, meta.StepInEpoch, ipe, prepared)
+			return nil, fmt.Errorf("epoch %d ended after %d of %d iterations: the shards hold fewer samples than their manifests say", e, meta.StepInEpoch, ipe)
 		}
 		records = append(records, MetricsRecord{Kind: "epoch", Step: meta.Step - 1, Epoch: e, Loss: epochLoss / float64(max(1, epochSteps)),
 			LR: sc.lr[meta.Step-1], WD: sc.wd[meta.Step-1], Momentum: sc.momentum[meta.Step-1], TeacherTemp: model.loss.Last().TeacherTemp,
@@ -417,4 +430,59 @@ func peakRSSMB() float64 {
 		}
 	}
 	return 0
+}
+
+// root is one shards root with its manifest and what a training epoch
+// takes from it.
+type root struct {
+	uri     string
+	man     *manifest.Manifest
+	exclude map[string]bool
+	samples int64 // per training epoch: the smallest prepared epoch, minus excluded keys
+}
+
+func readRoots(ctx context.Context, cfg *configs.Config, o Options) ([]*root, error) {
+	var roots []*root
+	for _, uri := range o.Shards {
+		man, err := manifest.Read(ctx, storage.Join(uri, manifest.FileName))
+		if err != nil {
+			return nil, fmt.Errorf("read the shards' manifest (run sslight prepare first, --shards is its --out): %w", err)
+		}
+		if err := checkShardsConfig(cfg, man, o.AllowConfigMismatch); err != nil {
+			return nil, fmt.Errorf("%s: %w", uri, err)
+		}
+		if man.Epochs < 1 || len(man.Shards) == 0 {
+			return nil, fmt.Errorf("%s: the manifest lists no shards", uri)
+		}
+		r := &root{uri: uri, man: man, exclude: o.Exclude[uri], samples: math.MaxInt64}
+		for _, ec := range man.EpochCounts {
+			r.samples = min(r.samples, ec.Samples)
+		}
+		// Excluded keys listed by this root (a dead-lettered one would make
+		// this an over-count: one iteration fewer, never a short epoch).
+		for _, it := range man.Source.Items {
+			if r.exclude[it.Key] {
+				r.samples--
+			}
+		}
+		roots = append(roots, r)
+	}
+	return roots, nil
+}
+
+// skipFunc says whether the sample key of a shard is excluded.
+func skipFunc(roots []*root) func(shardURI, key string) bool {
+	byShard := map[string]map[string]bool{}
+	for _, r := range roots {
+		if len(r.exclude) == 0 {
+			continue
+		}
+		for _, s := range r.man.Shards {
+			byShard[s.URI] = r.exclude
+		}
+	}
+	if len(byShard) == 0 {
+		return nil
+	}
+	return func(shardURI, key string) bool { return byShard[shardURI][key] }
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/sinks/manifest"
+	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/sinks/shard"
 	"github.com/sslight-go/sslight/sinks/storage"
 )
@@ -123,7 +125,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	writeShards(t, shards, cfg, 24, 1)
 
 	straight := filepath.Join(root, "straight")
-	sum, err := Run(ctx, Options{Config: cfg, Shards: shards, Out: straight})
+	sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: straight})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +135,10 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	final := filepath.Join(straight, "checkpoints", "step-00000006")
 
 	stopped := filepath.Join(root, "stopped")
-	if sum, err := Run(ctx, Options{Config: cfg, Shards: shards, Out: stopped, MaxSteps: 4}); err != nil || sum.Done {
+	if sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: stopped, MaxSteps: 4}); err != nil || sum.Done {
 		t.Fatalf("stopped run: %+v, %v", sum, err)
 	}
-	if _, err := Run(ctx, Options{Config: cfg, Shards: shards, Out: stopped}); err == nil {
+	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: stopped}); err == nil {
 		t.Fatal("a second run into a folder with checkpoints started without --resume")
 	}
 	killed := filepath.Join(root, "killed")
@@ -147,7 +149,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, out := range []string{stopped, killed} {
-		sum, err := Run(ctx, Options{Config: cfg, Shards: shards, Out: out, Resume: true})
+		sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, Resume: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,3 +193,84 @@ func float32Bytes(v []float32) []byte {
 func binaryWrite(b *bytes.Buffer, x float32) error {
 	return binary.Write(b, binary.LittleEndian, x)
 }
+
+// TestMultipleRootsExcludeAndInitFrom trains over two shards roots with
+// some keys of the first excluded (as sslight retrain does when objects
+// changed), then starts a second run from the first one's checkpoint.
+func TestMultipleRootsExcludeAndInitFrom(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	writeShards(t, a, cfg, 24, 1)
+	writeShards(t, b, cfg, 24, 2)
+	exclude := map[string]map[string]bool{a: {}}
+	for i := 0; i < 8; i++ {
+		exclude[a][fmt.Sprintf("k%03d", i)] = true
+	}
+	first := filepath.Join(root, "first")
+	sum, err := Run(ctx, Options{Config: cfg, Shards: []string{a, b}, Exclude: exclude, Out: first, Epochs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ItersPerEpoch != (24-8+24)/8 {
+		t.Errorf("%d iterations per epoch, want (24 − 8 excluded + 24) / 8 = 5", sum.ItersPerEpoch)
+	}
+	if sum.PreparedEpochs != 1 {
+		t.Errorf("prepared epochs %d, want the smaller root's 1", sum.PreparedEpochs)
+	}
+	ckpt := sum.Checkpoint
+	// With a negligible learning rate and a teacher momentum of 1, one step
+	// from the checkpoint leaves every learnable tensor (almost exactly)
+	// where the checkpoint had it.
+	frozen := cfg.Clone()
+	for k, v := range map[string]string{"SOLVER.BASE_LR": "1e-12", "SOLVER.MIN_LR": "1e-12", "SOLVER.WARMUP_ITERS": "0",
+		"MODEL.MODEL_MOMENTUM": "1", "SOLVER.WEIGHT_DECAY": "0", "SOLVER.WEIGHT_DECAY_END": "0"} {
+		if err := frozen.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := filepath.Join(root, "second")
+	sum2, err := Run(ctx, Options{Config: frozen, Shards: []string{a, b}, Out: second, Epochs: 1, MaxSteps: 1, InitFrom: ckpt,
+		AllowConfigMismatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := newNetwork(cfg, "student.", 99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(dir string) map[string][]float32 {
+		m := map[string][]float32{}
+		st, err := safetensorsRead(filepath.Join(dir, BackboneFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range net.backbone.Entries() {
+			if e.Param != nil {
+				m[e.Name] = st.Tensors[e.Name].F32
+			}
+		}
+		return m
+	}
+	before, after := load(ckpt), load(sum2.Checkpoint)
+	maxDiff := func(a, b []float32) float64 {
+		d := 0.0
+		for i := range a {
+			d = max(d, math.Abs(float64(a[i]-b[i])))
+		}
+		return d
+	}
+	for name, v := range before {
+		if d := maxDiff(v, after[name]); d > 1e-6 {
+			t.Errorf("%s moved by %g in a negligible-learning-rate step started from the checkpoint", name, d)
+		}
+	}
+	// And a fresh initialisation is far from what the checkpoint holds.
+	fresh := net.backbone.Entries()[0]
+	if d := maxDiff(fresh.F32, before[fresh.Name]); d < 1e-3 {
+		t.Errorf("the checkpoint is within %g of a fresh initialisation; the test proves nothing", d)
+	}
+}
+
+func safetensorsRead(path string) (*safetensors.File, error) { return safetensors.ReadFile(path) }

@@ -62,7 +62,8 @@ Examples:
 func runPretrain(ctx context.Context, args []string) error {
 	fs := newFlagSet("pretrain", "--config FILE --shards URI --out URI [flags]", pretrainDescription)
 	cfgPath := fs.String("config", "", "SSLight-schema YAML file, or a preset name ("+strings.Join(configs.PresetNames(), ", ")+")")
-	shards := fs.String("shards", "", "the prepare run's --out (holding manifest.json): a local folder or gs://bucket/prefix")
+	shards := fs.String("shards", "", "the prepare run's --out (holding manifest.json): a local folder or gs://bucket/prefix; several, comma-separated, train together")
+	initFrom := fs.String("init-from", "", "start from this checkpoint folder's weights, optimiser state and DINO center with a fresh schedule")
 	out := fs.String("out", "", "where checkpoints and metrics go: a local folder or gs://bucket/prefix")
 	epochs := fs.Int("epochs", 0, "training epochs (default SOLVER.TOTAL_EPOCHS)")
 	batch := fs.Int("batch-size", 0, "batch size (default TRAIN.BATCH_SIZE)")
@@ -85,8 +86,8 @@ func runPretrain(ctx context.Context, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := trainer.Options{Config: cfg, Shards: *shards, Out: *out, Epochs: *epochs, BatchSize: *batch, Resume: *resume,
-		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer}
+	o := trainer.Options{Config: cfg, Shards: strings.Split(*shards, ","), Out: *out, Epochs: *epochs, BatchSize: *batch, Resume: *resume,
+		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer, InitFrom: *initFrom}
 	if !*quiet {
 		o.Progress = os.Stderr
 	}
