@@ -52,6 +52,10 @@ type Options struct {
 	Workers int
 	// Overwrite allows Out to hold a manifest of another configuration.
 	Overwrite bool
+	// Listing, when set, is used instead of listing Source (sslight
+	// retrain lists once, keeps the new and changed objects, and prepares
+	// only those). Source still names the root in the summary.
+	Listing *source.Listing
 	// Progress, when set, receives a progress line with ETA every second
 	// (only meaningful for in-process runners: Prism, direct).
 	Progress io.Writer
@@ -111,11 +115,13 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 
-	listing, err := source.List(ctx, cfg.Data.Format, opts.Source, source.Options{
-		Split: opts.Split, SubsetFile: opts.SubsetFile, Limit: opts.Limit,
-	})
-	if err != nil {
-		return nil, err
+	listing := opts.Listing
+	if listing == nil {
+		if listing, err = source.List(ctx, cfg.Data.Format, opts.Source, source.Options{
+			Split: opts.Split, SubsetFile: opts.SubsetFile, Limit: opts.Limit,
+		}); err != nil {
+			return nil, err
+		}
 	}
 	if len(listing.Items) == 0 && len(listing.Rejected) == 0 {
 		return nil, fmt.Errorf("prepare: %s lists no inputs (format %s)", opts.Source, cfg.Data.Format)
