@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestBenchModelCounts runs `sslight bench model` and checks the parameter
+// and FLOP counts against PyTorch: torchvision 0.14's models (classifier
+// replaced by Identity; MobileNetV2 at width_mult 0.35 with features.0 at
+// stride 1) and DINO's ViT, FLOPs counted by re-doing fvcore's default
+// handles over a TorchScript trace (see trainer/backbone's TestFLOPsExact).
+func TestBenchModelCounts(t *testing.T) {
+	tests := []struct {
+		args   []string
+		params int
+		flops  int64
+		timed  bool
+	}{
+		{[]string{"--arch", "resnet18", "--size", "32", "--batch", "2", "--steps", "1", "--warmup", "0", "--threads", "1"}, 11176512, 37113344, true},
+		{[]string{"--arch", "mobilenet_v2", "--width", "0.35", "--small-stem", "--size", "32", "--batch", "2", "--steps", "1", "--mode", "infer"}, 396128, 5207680, true},
+		{[]string{"--arch", "vit_tiny", "--patch", "32", "--size", "64", "--steps", "0"}, 5938560, 29136576, false},
+	}
+	procs := runtime.GOMAXPROCS(0)
+	for _, tc := range tests {
+		var out bytes.Buffer
+		if err := benchModelCommand(context.Background(), append(tc.args, "--json"), &out); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		var rep benchModelReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("%v: %v in %q", tc.args, err, out.String())
+		}
+		if rep.Params != tc.params || rep.FLOPs != tc.flops {
+			t.Errorf("%v: %d parameters, %d FLOPs; want %d, %d", tc.args, rep.Params, rep.FLOPs, tc.params, tc.flops)
+		}
+		if timed := rep.Infer != nil && rep.Infer.ImagesPerS > 0; timed != tc.timed {
+			t.Errorf("%v: inference timed %v, want %v (%s)", tc.args, timed, tc.timed, out.String())
+		}
+		if train := rep.Train != nil; train != (tc.timed && !strings.Contains(strings.Join(tc.args, " "), "infer")) {
+			t.Errorf("%v: training phase %v (%s)", tc.args, train, out.String())
+		}
+		if runtime.GOMAXPROCS(0) != procs {
+			t.Errorf("%v: GOMAXPROCS left at %d, was %d", tc.args, runtime.GOMAXPROCS(0), procs)
+		}
+	}
+
+	// The table says the same in words.
+	var out bytes.Buffer
+	if err := benchModelCommand(context.Background(), []string{"--arch", "resnet18", "--steps", "0"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"parameters  11.18 M (11176512, classifier excluded)", "GFLOPs      1.819 at 224x224 (1818553856 "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table %q lacks %q", out.String(), want)
+		}
+	}
+}
+
+func TestBenchModelErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "--arch is required"},
+		{[]string{"--arch", "resnet101"}, `unknown architecture "resnet101"`},
+		{[]string{"--arch", "resnet18", "--patch", "16"}, "--patch applies to ViTs, not resnet18"},
+		{[]string{"--arch", "vit_tiny", "--patch", "8"}, "patch size 8"},
+		{[]string{"--arch", "vit_tiny", "--width", "0.5"}, "CNNs only"},
+		{[]string{"--arch", "resnet18", "--size", "0"}, "--size 0"},
+		{[]string{"--arch", "resnet18", "--batch", "0"}, "--batch 0"},
+		{[]string{"--arch", "resnet18", "--steps", "-1"}, "--steps -1"},
+		{[]string{"--arch", "resnet18", "--threads", "-2"}, "--threads -2"},
+		{[]string{"--arch", "resnet18", "--mode", "eval"}, `--mode "eval"`},
+		{[]string{"--arch", "vit_tiny", "--patch", "32", "--size", "16", "--steps", "0"}, "too small for its 32x32 kernel"},
+		{[]string{"--arch", "resnet18", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tc := range tests {
+		err := benchModelCommand(context.Background(), tc.args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("sslight bench model %v: err %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if err := runBench(context.Background(), []string{"speed"}); err == nil || !strings.Contains(err.Error(), `unknown benchmark "speed"`) {
+		t.Errorf("sslight bench speed: err %v", err)
+	}
+	if err := runBench(context.Background(), []string{"model", "--help"}); err != flag.ErrHelp {
+		t.Errorf("--help: err %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestParseVmHWM(t *testing.T) {
+	tests := []struct {
+		in   string
+		kb   int64
+		fail bool
+	}{
+		{"Name:\tsslight\nVmPeak:\t 1000 kB\nVmHWM:\t  301192 kB\nVmRSS:\t 8220 kB\n", 301192, false},
+		{"VmHWM:\t0 kB", 0, false},
+		{"VmRSS:\t 8220 kB\n", 0, true},
+		{"VmHWM:\t 12 MB\n", 0, true},
+		{"VmHWM:\t -5 kB\n", 0, true},
+		{"VmHWM:\n", 0, true},
+		{"", 0, true},
+	}
+	for _, tc := range tests {
+		kb, err := parseVmHWM(strings.NewReader(tc.in))
+		if (err != nil) != tc.fail || kb != tc.kb {
+			t.Errorf("parseVmHWM(%q) = %d, %v; want %d, fail %v", tc.in, kb, err, tc.kb, tc.fail)
+		}
+	}
+}
+
+func FuzzParseVmHWM(f *testing.F) {
+	f.Add("VmHWM:\t  301192 kB\n")
+	f.Add("Name:\tx\nVmHWM:\t1 kB\nVmRSS:\t1 kB\n")
+	f.Add("VmHWM: 9223372036854775808 kB")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		kb, err := parseVmHWM(strings.NewReader(s))
+		if err == nil && (kb < 0 || !strings.Contains(s, "VmHWM:")) {
+			t.Errorf("parseVmHWM(%q) = %d without error", s, kb)
+		}
+		if err != nil && kb != 0 {
+			t.Errorf("parseVmHWM(%q) = %d with error %v", s, kb, err)
+		}
+	})
+}
