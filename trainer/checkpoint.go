@@ -225,9 +225,9 @@ func loadCheckpoint(ctx context.Context, dir string, m *dinoModel, opt optim.Opt
 	return m.loss.LoadState(sslDINOState(c.F32))
 }
 
-// latestCheckpoint returns the newest complete checkpoint folder under out
+// LatestCheckpoint returns the newest complete checkpoint folder under out
 // and its meta, or "" when there is none.
-func latestCheckpoint(ctx context.Context, out string) (string, *Meta, error) {
+func LatestCheckpoint(ctx context.Context, out string) (string, *Meta, error) {
 	metas, err := storage.List(ctx, storage.Join(out, checkpointsDir, "step-*", MetaFile))
 	if err != nil {
 		return "", nil, err

@@ -207,7 +207,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		Seed: cfg.Seed, ConfigHash: cfg.Hash(), AugmentationHash: cfg.AugmentationHash(), ShardsConfigHash: shardsConfigHash,
 		Shards: strings.Join(o.Shards, ","), InitFrom: o.InitFrom, Config: cfgJSON}
 	var records []MetricsRecord
-	dir, prev, err := latestCheckpoint(ctx, o.Out)
+	dir, prev, err := LatestCheckpoint(ctx, o.Out)
 	if err != nil {
 		return nil, err
 	}

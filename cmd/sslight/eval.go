@@ -18,7 +18,7 @@ import (
 func init() {
 	register(&command{
 		name:    "eval",
-		summary: "evaluate: coco (COCO detection / instance segmentation AP, exactly as pycocotools)",
+		summary: "evaluate checkpoints (kNN, linear probe, semi-supervised 1%/10%) on Beam; coco: COCO AP as pycocotools",
 		run:     runEval,
 	})
 }
@@ -41,13 +41,19 @@ func runEval(ctx context.Context, args []string) error {
 	}
 	mode, ok := evalModes[args[0]]
 	if !ok {
+		if strings.HasPrefix(args[0], "-") {
+			return runEvalClassify(ctx, args)
+		}
 		return fmt.Errorf("unknown evaluation mode %q (see sslight eval --help)", args[0])
 	}
 	return mode.run(ctx, args[1:])
 }
 
 func evalUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: sslight eval <mode> [flags]\n\nModes:\n")
+	fmt.Fprintf(w, "Usage: sslight eval --checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]\n"+
+		"       sslight eval <mode> [flags]\n\n"+
+		"Without a mode, scores pre-trained checkpoints with the classification protocols\n"+
+		"(see sslight eval --checkpoint X --help for the flags).\n\nModes:\n")
 	names := make([]string, 0, len(evalModes))
 	for n := range evalModes {
 		names = append(names, n)

@@ -159,7 +159,7 @@ func describe(a Arch) string {
 	if a.SmallImageStem {
 		s += " small-image stem"
 	}
-	if a.PatchSize != 0 {
+	if a.PatchSize != 0 && strings.HasPrefix(a.Name, "vit") {
 		s += fmt.Sprintf(" patch %d", a.PatchSize)
 	}
 	return s

@@ -1,0 +1,409 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/pipelines/evaluate"
+	"github.com/sslight-go/sslight/sinks/jsonfile"
+	"github.com/sslight-go/sslight/sinks/report"
+	"github.com/sslight-go/sslight/sinks/safetensors"
+	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer"
+	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/eval"
+	"github.com/sslight-go/sslight/trainer/finetune"
+	"github.com/sslight-go/sslight/transforms"
+	"github.com/sslight-go/sslight/transforms/source"
+)
+
+// Classification protocols `sslight eval` runs.
+const (
+	protoKNN    = "knn"
+	protoLinear = "linear"
+	protoSemi1  = "semi1"
+	protoSemi10 = "semi10"
+)
+
+var allProtocols = []string{protoKNN, protoLinear, protoSemi1, protoSemi10}
+
+// evalModel is one model to score.
+type evalModel struct {
+	Name, Method, Setting string
+	Checkpoint            string          // a checkpoint folder
+	RandomInit            bool            // Config's architecture, freshly initialised
+	RawPixels             bool            // the normalised pixels themselves
+	Config                *configs.Config // view/arch config (the checkpoint's own when nil)
+	Training              map[string]float64
+}
+
+// evalSpec is what every model is scored on.
+type evalSpec struct {
+	Train, Val           string // sources
+	Format               string
+	TrainSplit, ValSplit string
+	Protocols            []string
+	Seed                 uint64
+	Linear               eval.LinearConfig
+	Finetune             finetune.Config
+	Progress             io.Writer
+}
+
+// slug makes a folder name of a model name.
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+				b.WriteByte('-')
+			}
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+
+// checkpointConfig returns the training config a checkpoint recorded.
+func checkpointConfig(ctx context.Context, dir string) (*configs.Config, *trainer.Meta, error) {
+	_, meta, err := resolveCheckpoint(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := configs.Parse(meta.Config, "checkpoint config")
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint config: %w", err)
+	}
+	return cfg, meta, nil
+}
+
+// resolveCheckpoint accepts a checkpoint folder or a training output
+// folder (its newest checkpoint) and returns the folder and its meta.
+func resolveCheckpoint(ctx context.Context, dir string) (string, *trainer.Meta, error) {
+	dir = strings.TrimSuffix(dir, "/")
+	var meta trainer.Meta
+	if ok, _ := storage.Exists(ctx, storage.Join(dir, trainer.MetaFile)); !ok {
+		d, m, err := trainer.LatestCheckpoint(ctx, dir)
+		if err != nil {
+			return "", nil, err
+		}
+		if m == nil {
+			return "", nil, fmt.Errorf("%s holds no checkpoint (no meta.json, no checkpoints/step-*/meta.json)", dir)
+		}
+		return d, m, nil
+	}
+	if err := readJSON(ctx, storage.Join(dir, trainer.MetaFile), &meta); err != nil {
+		return "", nil, err
+	}
+	return dir, &meta, nil
+}
+
+// evaluateModels extracts features for every model, runs the protocols
+// and returns the report rows. Sources are listed first so a label set
+// that does not match, or an empty validation set, fails before any long
+// work.
+func evaluateModels(ctx context.Context, models []evalModel, spec evalSpec, out string) ([]report.Row, error) {
+	if len(models) == 0 {
+		return nil, errors.New("nothing to evaluate")
+	}
+	for _, p := range spec.Protocols {
+		if !slices.Contains(allProtocols, p) {
+			return nil, fmt.Errorf("unknown protocol %q (have %s)", p, strings.Join(allProtocols, ", "))
+		}
+	}
+	viewCfg := models[0].Config
+	if viewCfg == nil {
+		c, _, err := checkpointConfig(ctx, models[0].Checkpoint)
+		if err != nil {
+			return nil, err
+		}
+		viewCfg = c
+	}
+	format := spec.Format
+	if format == "" {
+		format = viewCfg.Data.Format
+	}
+	trainList, err := source.List(ctx, format, spec.Train, source.Options{Split: spec.TrainSplit})
+	if err != nil {
+		return nil, fmt.Errorf("--train: %w", err)
+	}
+	valList, err := source.List(ctx, format, spec.Val, source.Options{Split: spec.ValSplit})
+	if err != nil {
+		return nil, fmt.Errorf("--val: %w", err)
+	}
+	switch {
+	case len(trainList.Items) == 0:
+		return nil, fmt.Errorf("--train %s lists no images", spec.Train)
+	case len(valList.Items) == 0:
+		return nil, fmt.Errorf("--val %s lists no images: an empty validation set scores nothing", spec.Val)
+	case len(trainList.Classes) == 0:
+		return nil, fmt.Errorf("--train %s has no class labels (the %s layout gives none); classification protocols need labelled data", spec.Train, format)
+	case !slices.Equal(trainList.Classes, valList.Classes):
+		return nil, fmt.Errorf("the label sets do not match: --train has classes %s, --val %s", clip(trainList.Classes), clip(valList.Classes))
+	}
+	classes := len(trainList.Classes)
+	var rows []report.Row
+	for _, m := range models {
+		row, err := evaluateModel(ctx, m, spec, format, out, trainList, valList, classes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Name, err)
+		}
+		rows = append(rows, *row)
+	}
+	return rows, nil
+}
+
+func clip(s []string) string {
+	if len(s) > 6 {
+		return fmt.Sprintf("[%s … %d in all]", strings.Join(s[:6], " "), len(s))
+	}
+	return fmt.Sprint(s)
+}
+
+func evaluateModel(ctx context.Context, m evalModel, spec evalSpec, format, out string, trainList, valList *source.Listing, classes int) (*report.Row, error) {
+	row := &report.Row{Name: m.Name, Method: m.Method, Setting: m.Setting, Dataset: datasetName(m, spec),
+		Metrics: map[string]float64{}, Protocols: map[string]string{}, Seconds: map[string]float64{}, Training: m.Training}
+	dir := storage.Join(out, "features", slug(m.Name))
+	if spec.Progress != nil {
+		fmt.Fprintf(spec.Progress, "eval %s: extracting features\n", m.Name)
+	}
+	extract := func(src, split, sub string) (eval.Features, *evaluate.Summary, error) {
+		o := evaluate.Options{Config: m.Config, Checkpoint: m.Checkpoint, RandomInit: m.RandomInit, RawPixels: m.RawPixels,
+			Source: src, Format: format, Split: split, Out: storage.Join(dir, sub), Progress: spec.Progress}
+		sum, err := evaluate.Extract(ctx, o)
+		if err != nil {
+			return eval.Features{}, nil, err
+		}
+		dim, x, labels, _, err := evaluate.LoadFeatures(ctx, o.Out)
+		if err != nil {
+			return eval.Features{}, nil, err
+		}
+		return eval.Features{Dim: dim, X: x, Labels: labels}, sum, nil
+	}
+	t0 := time.Now()
+	trainF, ts, err := extract(spec.Train, spec.TrainSplit, "train")
+	if err != nil {
+		return nil, err
+	}
+	valF, vs, err := extract(spec.Val, spec.ValSplit, "val")
+	if err != nil {
+		return nil, err
+	}
+	row.Seconds["extract"] = time.Since(t0).Seconds()
+	row.Training = mergeFloat(row.Training, map[string]float64{"extract_images_per_sec": float64(ts.Samples+vs.Samples) / row.Seconds["extract"]})
+	row.Arch, row.ConfigHash = ts.Arch, ts.ConfigHash
+	if m.Checkpoint != "" {
+		row.Checkpoint = ts.Checkpoint
+	}
+	if ts.DeadLetters+vs.DeadLetters > 0 {
+		row.Protocols["dead_letters"] = fmt.Sprintf("%d train and %d validation images could not be used (see %s)", ts.DeadLetters, vs.DeadLetters, dir)
+	}
+	for _, p := range spec.Protocols {
+		t := time.Now()
+		switch p {
+		case protoKNN:
+			res, err := eval.KNN(trainF, valF, classes, eval.DefaultKs(), eval.DefaultKNNTemperature)
+			if err != nil {
+				return nil, err
+			}
+			var desc []string
+			for _, r := range res {
+				desc = append(desc, fmt.Sprintf("k=%d %.2f/%.2f", r.K, r.Top1, r.Top5))
+				if r.K == 20 || (len(res) == 1) {
+					row.Metrics["knn_top1"] = r.Top1
+					if r.HasTop5 {
+						row.Metrics["knn_top5"] = r.Top5
+					}
+				}
+			}
+			row.Protocols[protoKNN] = fmt.Sprintf("DINO weighted kNN on L2-normalised features, T=%.2f, %d train / %d val images; table shows k=20; top-1/top-5 by k: %s",
+				eval.DefaultKNNTemperature, trainF.Len(), valF.Len(), strings.Join(desc, ", "))
+		case protoLinear:
+			cfg := spec.Linear
+			cfg.Seed = spec.Seed
+			res, err := eval.Linear(trainF, valF, classes, cfg)
+			if err != nil {
+				return nil, err
+			}
+			row.Metrics["linear_top1"] = res.Top1
+			if res.HasTop5 {
+				row.Metrics["linear_top5"] = res.Top5
+			}
+			row.Protocols[protoLinear] = fmt.Sprintf("fast mode: linear classifier on frozen precomputed features (standardised=%v), SGD momentum %.1f, lr %g cosine, batch %d, %d epochs, wd %g",
+				cfg.Standardize, cfg.Momentum, cfg.LR, cfg.BatchSize, cfg.Epochs, cfg.WeightDecay)
+		case protoSemi1, protoSemi10:
+			if m.RawPixels {
+				continue // no backbone to fine-tune
+			}
+			frac := 0.01
+			if p == protoSemi10 {
+				frac = 0.10
+			}
+			top1, desc, err := semiSupervised(ctx, m, spec, trainList, valList, classes, frac)
+			if err != nil {
+				return nil, err
+			}
+			row.Metrics[p+"_top1"] = top1
+			row.Protocols[p] = desc
+		}
+		row.Seconds[p] = time.Since(t).Seconds()
+		if spec.Progress != nil {
+			fmt.Fprintf(spec.Progress, "eval %s: %s done in %s\n", m.Name, p, time.Since(t).Round(time.Millisecond))
+		}
+	}
+	return row, nil
+}
+
+func datasetName(m evalModel, spec evalSpec) string {
+	if m.Config != nil && m.Config.Train.Dataset != "" {
+		return m.Config.Train.Dataset
+	}
+	return spec.Train
+}
+
+func mergeFloat(a, b map[string]float64) map[string]float64 {
+	if a == nil {
+		a = map[string]float64{}
+	}
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
+}
+
+// semiSupervised fine-tunes the model's backbone with a linear head on a
+// class-stratified fraction of the train labels and scores the whole
+// validation set.
+func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, valList *source.Listing, classes int, frac float64) (float64, string, error) {
+	cfg := m.Config
+	var bb backbone.Backbone
+	var err error
+	if m.Checkpoint != "" {
+		var meta *trainer.Meta
+		var dir string
+		if dir, meta, err = resolveCheckpoint(ctx, m.Checkpoint); err != nil {
+			return 0, "", err
+		}
+		if cfg, err = configs.Parse(meta.Config, "checkpoint config"); err != nil {
+			return 0, "", err
+		}
+		if bb, err = backbone.New(meta.Arch, backbone.Options{Width: meta.Width, SmallImageStem: meta.SmallImageStem, PatchSize: meta.PatchSize}); err != nil {
+			return 0, "", err
+		}
+		f, err := readSafetensors(ctx, storage.Join(dir, trainer.BackboneFile))
+		if err != nil {
+			return 0, "", err
+		}
+		if err := backbone.LoadStateDict(bb, f); err != nil {
+			return 0, "", err
+		}
+	} else {
+		if bb, err = backbone.New(cfg.Model.BackboneArch, backbone.Options{Seed: uint64(cfg.Seed), Width: cfg.Model.Width,
+			SmallImageStem: cfg.Model.SmallImageStem, PatchSize: cfg.ViT.PatchSize}); err != nil {
+			return 0, "", err
+		}
+	}
+	labels := make([]int, len(trainList.Items))
+	for i, it := range trainList.Items {
+		labels[i] = it.Label
+	}
+	idx, err := eval.StratifiedSubset(labels, classes, frac, spec.Seed)
+	if err != nil {
+		return 0, "", err
+	}
+	view := transforms.EvalView{Size: cfg.MultiViewsTransforms.GlobalCropSize, Mean: f32x3(cfg.Data.Mean), Std: f32x3(cfg.Data.Std), PixelLimit: cfg.Data.PixelLimit}
+	sub := make([]source.Item, len(idx))
+	for i, j := range idx {
+		sub[i] = trainList.Items[j]
+	}
+	train, err := loadViews(ctx, view, sub)
+	if err != nil {
+		return 0, "", err
+	}
+	val, err := loadViews(ctx, view, valList.Items)
+	if err != nil {
+		return 0, "", err
+	}
+	ft := spec.Finetune
+	ft.Seed = spec.Seed
+	res, err := finetune.Run(bb, train, val, classes, ft)
+	if err != nil {
+		return 0, "", err
+	}
+	desc := fmt.Sprintf("fine-tune backbone + linear head on %d labelled images (%.0f%%, class-stratified, seed %d): SGD momentum %.1f, lr %g cosine, batch %d, %d epochs, wd %g, flips=%v; scored on %d validation images",
+		train.N, 100*frac, spec.Seed, ft.Momentum, ft.LR, ft.BatchSize, ft.Epochs, ft.WeightDecay, ft.Flip, val.N)
+	return res.Top1, desc, nil
+}
+
+func f32x3(v []float64) [3]float32 {
+	var out [3]float32
+	for i := range out {
+		if len(v) > 0 {
+			out[i] = float32(v[min(i, len(v)-1)])
+		}
+	}
+	return out
+}
+
+// loadViews applies the evaluation view to items in parallel; an image
+// that cannot be used is an error here (the extraction pipeline already
+// dead-letters and counts them for the feature protocols).
+func loadViews(ctx context.Context, view transforms.EvalView, items []source.Item) (finetune.Images, error) {
+	s := view.Size
+	n := 3 * s * s
+	im := finetune.Images{N: len(items), H: s, W: s, X: make([]float32, len(items)*n), Labels: make([]int, len(items))}
+	var wg sync.WaitGroup
+	errs := make([]error, runtime.GOMAXPROCS(0))
+	for w := range errs {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var sc transforms.EvalScratch
+			for i := w; i < len(items); i += len(errs) {
+				if stage, err := view.ApplyItem(ctx, items[i], im.X[i*n:(i+1)*n], &sc); err != nil {
+					errs[w] = fmt.Errorf("%s: %s: %w", items[i].URI, stage, err)
+					return
+				}
+				im.Labels[i] = items[i].Label
+			}
+		}(w)
+	}
+	wg.Wait()
+	return im, errors.Join(errs...)
+}
+
+func readSafetensors(ctx context.Context, uri string) (*safetensors.File, error) {
+	b, err := storage.ReadFile(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	return safetensors.Decode(b)
+}
+
+func readJSON(ctx context.Context, uri string, v any) error {
+	return jsonfile.Read(ctx, uri, v)
+}
+
+// evaluateCheckpoint scores one checkpoint with kNN and the linear probe
+// (sslight retrain's evaluation) and returns the metrics.
+func evaluateCheckpoint(ctx context.Context, cfg *configs.Config, ckpt, train, val, out string) (map[string]float64, error) {
+	spec := evalSpec{Train: train, Val: val, Protocols: []string{protoKNN, protoLinear}, Seed: uint64(cfg.Seed),
+		Linear: eval.DefaultLinearConfig(), Progress: os.Stderr}
+	rows, err := evaluateModels(ctx, []evalModel{{Name: "checkpoint", Checkpoint: ckpt, Config: cfg}}, spec, out)
+	if err != nil {
+		return nil, err
+	}
+	return rows[0].Metrics, nil
+}
+
+func storageJoinState(state, elem string) string { return storage.Join(state, elem) }

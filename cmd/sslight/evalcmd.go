@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/report"
+	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/eval"
+	"github.com/sslight-go/sslight/trainer/finetune"
+)
+
+const evalClassifyDescription = `Score pre-trained checkpoints with the paper's classification protocols.
+
+For every model, a Beam pipeline extracts features of the --train and --val
+images with the evaluation transform (Resize to S·256/224, CenterCrop S, S =
+the config's GLOBAL_CROP_SIZE; model loaded once per worker), then:
+  knn     DINO's weighted kNN on L2-normalised features, T = 0.07,
+          k ∈ {10, 20, 100, 200} (the table shows k = 20)
+  linear  fast mode: a linear classifier on the frozen precomputed features
+          (standardised, SGD + cosine); the number says "fast mode"
+  semi1   fine-tune backbone + linear head on a class-stratified 1% of the
+  semi10  train labels (10%), score the whole validation set (in memory:
+          small data sets only)
+--random-init and --raw-pixels add the paper's reference rows.
+
+Writes under --out: features/<model>/{train,val}/ (feature parts, dead
+letters), metrics.json (every number with checkpoint, config hash, data set,
+protocol settings, wall time), metrics.csv, report.md (paper-style table with
+SSLight − baseline deltas) and accuracy.png.
+
+Examples:
+  sslight eval --checkpoint runs/x/dino_fmnist_sslight/pretrain --train runs/bucket/fashion-mnist/train \
+      --val runs/bucket/fashion-mnist/test --format imagenet --protocols knn,linear --random-init --out runs/x/eval
+  sslight eval --checkpoint gs://b/ckpt/a,gs://b/ckpt/b --train /usr/share/datasets/fashion-mnist --train-split train \
+      --val /usr/share/datasets/fashion-mnist --val-split t10k --format idx --out gs://b/eval`
+
+func runEvalClassify(ctx context.Context, args []string) error {
+	fs := newPipelineFlagSet("eval", "--checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]", evalClassifyDescription)
+	ckpts := fs.String("checkpoint", "", "checkpoint folders or training output folders (newest checkpoint), comma-separated")
+	train := fs.String("train", "", "labelled source the kNN/linear/semi-supervised protocols train on")
+	val := fs.String("val", "", "labelled validation source")
+	format := fs.String("format", "", "source layout: imagenet, idx, folder, coco (default: the checkpoint config's DATA.FORMAT)")
+	trainSplit := fs.String("train-split", "", "split of --train (idx: train; coco: train2017)")
+	valSplit := fs.String("val-split", "", "split of --val (idx: t10k; coco: val2017)")
+	protocols := fs.String("protocols", "knn,linear", "comma-separated: knn, linear, semi1, semi10")
+	out := fs.String("out", "", "where features, metrics and the report go")
+	randomInit := fs.Bool("random-init", false, "also score the first checkpoint's architecture at random initialisation")
+	rawPixels := fs.Bool("raw-pixels", false, "also score the raw normalised pixels")
+	linearEpochs := fs.Int("linear-epochs", eval.DefaultLinearConfig().Epochs, "linear probe epochs")
+	ftEpochs := fs.Int("finetune-epochs", finetune.DefaultConfig().Epochs, "semi-supervised fine-tuning epochs")
+	seed := fs.Uint64("seed", 0, "seed of subsets, shuffles and the random-init backbone")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *ckpts == "" || *train == "" || *val == "" || *out == "" {
+		return errors.New("--checkpoint, --train, --val and --out are required (see sslight eval --checkpoint X --help)")
+	}
+	spec := evalSpec{Train: *train, Val: *val, Format: *format, TrainSplit: *trainSplit, ValSplit: *valSplit,
+		Protocols: strings.Split(*protocols, ","), Seed: *seed, Linear: eval.DefaultLinearConfig(), Finetune: finetune.DefaultConfig(), Progress: os.Stderr}
+	spec.Linear.Epochs, spec.Finetune.Epochs = *linearEpochs, *ftEpochs
+	var models []evalModel
+	var first *configs.Config
+	for _, c := range strings.Split(*ckpts, ",") {
+		cfg, meta, err := checkpointConfig(ctx, c)
+		if err != nil {
+			return fmt.Errorf("--checkpoint %s: %w", c, err)
+		}
+		if first == nil {
+			first = cfg
+		}
+		models = append(models, evalModel{Name: modelName(cfg), Method: meta.Method, Setting: settingOf(cfg), Checkpoint: c, Config: cfg})
+	}
+	var refs []evalModel
+	if *rawPixels {
+		refs = append(refs, evalModel{Name: "raw pixels", Setting: report.SettingRawPixels, RawPixels: true, Config: first})
+	}
+	if *randomInit {
+		rc := first.Clone()
+		if err := rc.Set("SEED", fmt.Sprint(*seed)); err != nil {
+			return err
+		}
+		refs = append(refs, evalModel{Name: "random init", Setting: report.SettingRandomInit, RandomInit: true, Config: rc})
+	}
+	rows, err := evaluateModels(ctx, append(refs, models...), spec, *out)
+	if err != nil {
+		return err
+	}
+	rep := &report.Report{RunID: uuid.Must(uuid.NewV7()).String(), Created: time.Now().UTC().Format(time.RFC3339), Dataset: rows[0].Dataset, Rows: rows,
+		Notes: []string{"linear: fast mode (linear classifier on frozen precomputed features), not the reference's augmented-image protocol"}}
+	if err := writeReport(ctx, *out, rep); err != nil {
+		return err
+	}
+	fmt.Print(report.Markdown(rep))
+	return nil
+}
+
+// modelName is the table's name for a trained config: "DINO" or
+// "DINO + SSLight" (an SSLight setting is recognised by its re-balanced
+// LAMBDAS differing from the plain view average).
+func modelName(cfg *configs.Config) string {
+	if settingOf(cfg) == report.SettingSSLight {
+		return cfg.SSLMethod + " + SSLight"
+	}
+	return cfg.SSLMethod
+}
+
+// settingOf says whether a config is the baseline or the SSLight recipe:
+// the baseline's loss averages all view pairs (LAMBDAS = [1/(1+L),
+// L/(1+L)] for L local views), SSLight re-balances it.
+func settingOf(cfg *configs.Config) string {
+	l := cfg.MultiViewsTransforms.Lambdas
+	n := float64(cfg.MultiViewsTransforms.LocalCropsNumber)
+	if len(l) == 2 && (abs(l[0]-1/(1+n)) > 1e-3) {
+		return report.SettingSSLight
+	}
+	return report.SettingBaseline
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// writeReport writes the report files and a bar plot of top-1 accuracies.
+func writeReport(ctx context.Context, out string, rep *report.Report) error {
+	if err := report.Write(ctx, out, rep); err != nil {
+		return err
+	}
+	var labels []string
+	var series []report.Series
+	for _, c := range []report.Column{{Key: "knn_top1", Title: "kNN top-1"}, {Key: "linear_top1", Title: "linear top-1"},
+		{Key: "semi1_top1", Title: "1% top-1"}, {Key: "semi10_top1", Title: "10% top-1"}} {
+		s := report.Series{Name: c.Title}
+		have := false
+		for _, r := range rep.Rows {
+			v, ok := r.Metrics[c.Key]
+			have = have || ok
+			s.Y = append(s.Y, v)
+		}
+		if have {
+			series = append(series, s)
+		}
+	}
+	for _, r := range rep.Rows {
+		labels = append(labels, r.Name)
+	}
+	if len(series) == 0 {
+		return nil
+	}
+	return report.BarPlot(ctx, storage.Join(out, "accuracy.png"), "top-1 accuracy", "%", labels, series)
+}
