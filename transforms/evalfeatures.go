@@ -192,22 +192,7 @@ func (b *FeatureBuilder) Build(ctx context.Context, job FeatureJob, x FeatureExt
 		default:
 		}
 	}
-	next := make(chan int)
-	go func() {
-		defer close(next)
-		for i := range items {
-			select {
-			case window <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case next <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	next := windowedIndices(ctx, len(items), window)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)

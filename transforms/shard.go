@@ -120,22 +120,7 @@ func (b *ShardBuilder) Build(ctx context.Context, job ShardJob) (*shard.Info, []
 	// each time it consumes the next sample in order. A deep window keeps
 	// the workers busy while the writer waits for a slow image.
 	window := make(chan struct{}, 8*workers)
-	next := make(chan int)
-	go func() {
-		defer close(next)
-		for i := range items {
-			select {
-			case window <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case next <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	next := windowedIndices(ctx, len(items), window)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -269,4 +254,28 @@ func stack(views []augment.Image) shard.Views {
 		pix = append(pix, views[i].Tight()...)
 	}
 	return shard.Views{Count: len(views), Height: h, Width: w, Pix: pix}
+}
+
+// windowedIndices sends 0..n-1 in order on the returned channel, each only
+// after taking a slot of window (the consumer frees slots as it finishes
+// items in order), until ctx is done; the channel is closed at the end. It
+// bounds how many items a worker pool holds at once.
+func windowedIndices(ctx context.Context, n int, window chan struct{}) <-chan int {
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for i := 0; i < n; i++ {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return next
 }
