@@ -5,14 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,40 +30,15 @@ func init() {
 }
 
 // benchModes are the measurements `sslight bench` knows, by name.
-var benchModes = map[string]struct {
-	summary string
-	run     func(ctx context.Context, args []string) error
-}{
-	"model": {"a backbone's parameters, GFLOPs, training-step and inference images/s, peak RSS", runBenchModel},
+var benchModes = &modeSet{
+	command: "bench", noun: "benchmark",
+	header: "Usage: sslight bench <benchmark> [flags]\n\nBenchmarks:\n",
+	modes: map[string]mode{
+		"model": {"a backbone's parameters, GFLOPs, training-step and inference images/s, peak RSS", runBenchModel},
+	},
 }
 
-func runBench(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
-		benchUsage(os.Stderr)
-		if len(args) == 0 {
-			return errors.New("missing benchmark (see sslight bench --help)")
-		}
-		return flag.ErrHelp
-	}
-	mode, ok := benchModes[args[0]]
-	if !ok {
-		return fmt.Errorf("unknown benchmark %q (see sslight bench --help)", args[0])
-	}
-	return mode.run(ctx, args[1:])
-}
-
-func benchUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: sslight bench <benchmark> [flags]\n\nBenchmarks:\n")
-	names := make([]string, 0, len(benchModes))
-	for n := range benchModes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, benchModes[n].summary)
-	}
-	fmt.Fprintf(w, "\nRun 'sslight bench <benchmark> --help' for its flags.\n")
-}
+func runBench(ctx context.Context, args []string) error { return benchModes.run(ctx, args) }
 
 const benchModelDescription = `Build a backbone and print what the paper's table reports about it, then
 time it on random images:

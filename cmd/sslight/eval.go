@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/sslight-go/sslight/sinks/storage"
@@ -23,47 +22,21 @@ func init() {
 	})
 }
 
-// evalModes are the evaluations `sslight eval` knows, by name.
-var evalModes = map[string]struct {
-	summary string
-	run     func(ctx context.Context, args []string) error
-}{
-	"coco": {"COCO box / mask AP of a result list against instances ground truth (pycocotools COCOeval)", runEvalCOCO},
+// evalModes are the evaluations `sslight eval` knows, by name; without a
+// mode name it scores checkpoints (runEvalClassify).
+var evalModes = &modeSet{
+	command: "eval", noun: "evaluation mode",
+	header: "Usage: sslight eval --checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]\n" +
+		"       sslight eval <mode> [flags]\n\n" +
+		"Without a mode, scores pre-trained checkpoints with the classification protocols\n" +
+		"(see sslight eval --checkpoint X --help for the flags).\n\nModes:\n",
+	modes: map[string]mode{
+		"coco": {"COCO box / mask AP of a result list against instances ground truth (pycocotools COCOeval)", runEvalCOCO},
+	},
+	fallback: func(ctx context.Context, args []string) error { return runEvalClassify(ctx, args) },
 }
 
-func runEval(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
-		evalUsage(os.Stderr)
-		if len(args) == 0 {
-			return errors.New("missing evaluation mode (see sslight eval --help)")
-		}
-		return flag.ErrHelp
-	}
-	mode, ok := evalModes[args[0]]
-	if !ok {
-		if strings.HasPrefix(args[0], "-") {
-			return runEvalClassify(ctx, args)
-		}
-		return fmt.Errorf("unknown evaluation mode %q (see sslight eval --help)", args[0])
-	}
-	return mode.run(ctx, args[1:])
-}
-
-func evalUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: sslight eval --checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]\n"+
-		"       sslight eval <mode> [flags]\n\n"+
-		"Without a mode, scores pre-trained checkpoints with the classification protocols\n"+
-		"(see sslight eval --checkpoint X --help for the flags).\n\nModes:\n")
-	names := make([]string, 0, len(evalModes))
-	for n := range evalModes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, evalModes[n].summary)
-	}
-	fmt.Fprintf(w, "\nRun 'sslight eval <mode> --help' for the flags of one mode.\n")
-}
+func runEval(ctx context.Context, args []string) error { return evalModes.run(ctx, args) }
 
 const evalCOCODescription = `Evaluate detections against COCO instances ground truth exactly as
 pycocotools' COCOeval does (evaluate, accumulate, summarize with the default
