@@ -1,20 +1,11 @@
 package retrain
 
 import (
-	"flag"
-	"log/slog"
-	"os"
 	"testing"
 
-	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/sslight-go/sslight/internal/beamtest"
 )
 
 // TestMain initialises Beam, as the sslight binary does before dispatching
 // a sub-command.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	beam.Init()
-	// Prism logs each job step at INFO; keep test and benchmark output readable.
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { beamtest.Main(m) }
