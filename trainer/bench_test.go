@@ -1,30 +1,52 @@
 package trainer
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/trainer/optim"
+	"github.com/sslight-go/sslight/trainer/ssl"
 )
 
-// benchDINOStep measures whole DINO training steps (teacher forward,
-// student forward and backward, LARS step, EMA) on random views, in
-// images (samples, all views counted once) per second.
-func benchDINOStep(b *testing.B, preset string, batch int) {
+// fmnistModel is the Fashion-MNIST preset's network and views (quarter-
+// width ResNet-18 with the small-image stem, 2×28 px + 6×16 px), applied
+// to another method's preset.
+var fmnistModel = map[string]string{
+	"MODEL.BACKBONE_ARCH":                     "resnet18",
+	"MODEL.WIDTH":                             "0.25",
+	"MODEL.SMALL_IMAGE_STEM":                  "true",
+	"MULTI_VIEWS_TRANSFORMS.GLOBAL_CROP_SIZE": "28",
+	"MULTI_VIEWS_TRANSFORMS.LOCAL_CROP_SIZE":  "16",
+}
+
+// benchStep measures whole training steps of preset (with sets applied)
+// on random views — the method's per-step hook, forward and backward, a
+// LARS step and the method's after-step update — in images (samples, all
+// views counted once) per second. SwAV runs with a full queue, its steady
+// state from SWAV.EPOCH_QUEUE_STARTS on.
+func benchStep(b *testing.B, preset string, sets map[string]string, batch int) {
 	cfg, err := configs.Preset(preset)
 	if err != nil {
 		b.Fatal(err)
 	}
+	for k, v := range sets {
+		if err := cfg.Set(k, v); err != nil {
+			b.Fatal(err)
+		}
+	}
 	geo := geometryOf(cfg)
-	temps := make([]float64, 1)
-	temps[0] = 0.04
-	m, err := newDINOModel(cfg, geo, batch, temps)
+	sc := &schedules{teacherTemp: []float64{0.04}, momentum: []float64{0.996}}
+	m, err := newMethod(cfg, geo, batch, sc)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.close()
-	groups := optim.GroupParams(m.optParams, optim.GroupConfig{WDFactorForBias: 1, WDFactorForDW: 1})
+	if sw, ok := m.(*swavModel); ok && sw.qLen > 0 {
+		fillSwAVQueue(b, sw, cfg)
+	}
+	groups := optim.GroupParams(m.params(), optim.GroupConfig{WDFactorForBias: 1, WDFactorForDW: 1})
 	opt, err := optim.New("LARS", groups, 0.9)
 	if err != nil {
 		b.Fatal(err)
@@ -39,19 +61,60 @@ func benchDINOStep(b *testing.B, preset string, batch int) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if err := m.beforeStep(0, 0); err != nil {
+			b.Fatal(err)
+		}
 		if _, err := m.forwardBackward(bt); err != nil {
 			b.Fatal(err)
 		}
 		if err := opt.Step(0.01, 1e-6); err != nil {
 			b.Fatal(err)
 		}
-		if err := optim.EMAParams(m.emaTeacher, m.emaStudent, 0.996); err != nil {
+		if err := m.afterStep(0); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "img/s")
 }
 
+// fillSwAVQueue starts the queue and fills it with random unit rows, so
+// every step scores it and runs Sinkhorn over queue + batch rows.
+func fillSwAVQueue(b *testing.B, m *swavModel, cfg *configs.Config) {
+	b.Helper()
+	if err := m.startEpoch(cfg.SwAV.EpochQueueStarts); err != nil {
+		b.Fatal(err)
+	}
+	st := m.loss.State()
+	rng := rand.New(rand.NewPCG(2, 2))
+	for i := range st.Queue {
+		st.Queue[i] = float32(rng.NormFloat64())
+	}
+	for r := 0; r < len(st.Queue)/st.EmbeddingDim; r++ {
+		row := st.Queue[r*st.EmbeddingDim : (r+1)*st.EmbeddingDim]
+		var s float64
+		for _, v := range row {
+			s += float64(v) * float64(v)
+		}
+		for j := range row {
+			row[j] = float32(float64(row[j]) / math.Sqrt(s))
+		}
+	}
+	if err := m.loss.LoadState(ssl.SwAVState{Queue: st.Queue, QueueLength: st.QueueLength, EmbeddingDim: st.EmbeddingDim, UseQueue: true}); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkDINOStepFMNIST is the Fashion-MNIST preset's step: quarter-width
 // ResNet-18 with the small-image stem, 2×28 px + 6×16 px views, batch 128.
-func BenchmarkDINOStepFMNIST(b *testing.B) { benchDINOStep(b, "dino_fmnist_sslight", 128) }
+func BenchmarkDINOStepFMNIST(b *testing.B) { benchStep(b, "dino_fmnist_sslight", nil, 128) }
+
+// BenchmarkMoCoStepFMNIST is MoCo-v2 with the SSLight preset's head and
+// queue (2048 → 128, 65536 keys) on the Fashion-MNIST network and views,
+// batch 128: key encoder EMA and forward on global view 1, query forward
+// and backward on global view 2 and the 6 local views.
+func BenchmarkMoCoStepFMNIST(b *testing.B) { benchStep(b, "moco_cnn_sslight", fmnistModel, 128) }
+
+// BenchmarkSwAVStepFMNIST is SwAV with the SSLight preset's head (4096 →
+// 128 with BN, 3000 prototypes) and a full queue of 3840, on the
+// Fashion-MNIST network and views, batch 128.
+func BenchmarkSwAVStepFMNIST(b *testing.B) { benchStep(b, "swav_cnn_sslight", fmnistModel, 128) }

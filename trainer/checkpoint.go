@@ -12,7 +12,6 @@ import (
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer/nn"
 	"github.com/sslight-go/sslight/trainer/optim"
-	"github.com/sslight-go/sslight/trainer/ssl"
 )
 
 // Checkpoint files. A checkpoint is a folder <out>/checkpoints/step-NNNNNNNN
@@ -20,6 +19,20 @@ import (
 // safetensors (the student backbone under torchvision/timm names, what
 // evaluation and PyTorch users load) and meta.json, written last: a folder
 // without meta.json is an interrupted write and is ignored.
+//
+// Tensor names in checkpoint.safetensors, by SSL_METHOD; "student." is
+// always the network being trained, each under "backbone." (torchvision/
+// timm names) and "head." (the reference's head names):
+//
+//	DINO  student.…, teacher.… (the EMA teacher), loss.dino.center
+//	SWAV  student.… (head.projection.mlp.…, head.prototypes.weight),
+//	      swav.queue [crops for assign, length, dim] once the queue exists,
+//	      swav.use_the_queue (int64 0/1)
+//	MOCO  student.… (the query encoder), key.… (the key encoder),
+//	      moco.queue [dim, length], moco.queue_ptr [1] (int64)
+//
+// and, for all, optimizer.<parameter>/<buffer> (torch's buffer names) and
+// optimizer.<parameter>/step where the optimiser counts steps.
 const (
 	CheckpointFile = "checkpoint.safetensors"
 	BackboneFile   = "backbone.safetensors"
@@ -27,15 +40,13 @@ const (
 	checkpointsDir = "checkpoints"
 )
 
-// Tensor-name prefixes inside checkpoint.safetensors.
-const (
-	prefixOptimizer = "optimizer."
-	prefixCenter    = "loss.dino.center"
-)
+// prefixOptimizer prefixes the optimiser's state inside
+// checkpoint.safetensors (optimizer.<parameter>/<buffer>).
+const prefixOptimizer = "optimizer."
 
 // Meta is a checkpoint's meta.json.
 type Meta struct {
-	// Method is the SSL method (DINO).
+	// Method is the SSL method (DINO, SWAV or MOCO).
 	Method string `json:"method"`
 	// Arch is the backbone architecture; Width and SmallImageStem its
 	// sslight extensions, so a reader can rebuild the network.
@@ -135,11 +146,12 @@ func writeSafetensors(ctx context.Context, uri string, f *safetensors.File) erro
 	return storage.WriteFile(ctx, uri, buf.Bytes())
 }
 
-// saveCheckpoint writes the model, optimiser and loss state and meta.
-func saveCheckpoint(ctx context.Context, out string, m *dinoModel, opt optim.Optimizer, meta Meta) (string, error) {
+// saveCheckpoint writes the networks, the optimiser and loss state and
+// meta.
+func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimizer, meta Meta) (string, error) {
 	dir := checkpointDir(out, meta.Step)
 	f := safetensors.NewFile()
-	if err := addEntries(f, append(m.student.entries("student."), m.teacher.entries("teacher.")...), identity); err != nil {
+	if err := addEntries(f, m.networkEntries(), identity); err != nil {
 		return "", err
 	}
 	st := opt.State()
@@ -149,7 +161,7 @@ func saveCheckpoint(ctx context.Context, out string, m *dinoModel, opt optim.Opt
 	}
 	sort.Strings(keys)
 	shapes := map[string][]int{}
-	for _, p := range m.optParams {
+	for _, p := range m.params() {
 		shapes[p.Name] = p.Shape
 	}
 	for _, k := range keys {
@@ -158,21 +170,25 @@ func saveCheckpoint(ctx context.Context, out string, m *dinoModel, opt optim.Opt
 			return "", err
 		}
 	}
-	for name, n := range st.Steps {
-		if err := f.Add(prefixOptimizer+optim.StateKey(name, "step"), safetensors.Tensor{DType: safetensors.I64, Shape: []int{}, I64: []int64{n}}); err != nil {
+	steps := make([]string, 0, len(st.Steps))
+	for name := range st.Steps {
+		steps = append(steps, name)
+	}
+	sort.Strings(steps)
+	for _, name := range steps {
+		if err := f.Add(prefixOptimizer+optim.StateKey(name, "step"), safetensors.Tensor{DType: safetensors.I64, Shape: []int{}, I64: []int64{st.Steps[name]}}); err != nil {
 			return "", err
 		}
 	}
-	center := m.loss.State().Center
-	if err := f.Add(prefixCenter, safetensors.Tensor{DType: safetensors.F32, Shape: []int{1, len(center)}, F32: center}); err != nil {
-		return "", err
+	if err := m.saveLossState(f); err != nil {
+		return "", fmt.Errorf("loss state: %w", err)
 	}
-	f.Metadata = map[string]string{"format": "pt", "config_hash": meta.ConfigHash, "arch": meta.Arch}
+	f.Metadata = map[string]string{"format": "pt", "config_hash": meta.ConfigHash, "arch": meta.Arch, "method": meta.Method}
 	if err := writeSafetensors(ctx, storage.Join(dir, CheckpointFile), f); err != nil {
 		return "", err
 	}
 	bf := safetensors.NewFile()
-	if err := addEntries(bf, m.student.backbone.Entries(), identity); err != nil {
+	if err := addEntries(bf, m.trained().Entries(), identity); err != nil {
 		return "", err
 	}
 	bf.Metadata = map[string]string{"format": "pt", "arch": meta.Arch, "config_hash": meta.ConfigHash}
@@ -186,8 +202,9 @@ func saveCheckpoint(ctx context.Context, out string, m *dinoModel, opt optim.Opt
 	return dir, nil
 }
 
-// loadCheckpoint restores the model, optimiser and loss state from dir.
-func loadCheckpoint(ctx context.Context, dir string, m *dinoModel, opt optim.Optimizer) error {
+// loadCheckpoint restores the networks, the optimiser and loss state from
+// dir.
+func loadCheckpoint(ctx context.Context, dir string, m method, opt optim.Optimizer) error {
 	raw, err := storage.ReadFile(ctx, storage.Join(dir, CheckpointFile))
 	if err != nil {
 		return err
@@ -196,7 +213,7 @@ func loadCheckpoint(ctx context.Context, dir string, m *dinoModel, opt optim.Opt
 	if err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := loadEntries(f, append(m.student.entries("student."), m.teacher.entries("teacher.")...)); err != nil {
+	if err := loadEntries(f, m.networkEntries()); err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
 	st := optim.State{Buffers: map[string][]float32{}}
@@ -218,11 +235,10 @@ func loadCheckpoint(ctx context.Context, dir string, m *dinoModel, opt optim.Opt
 	if err := opt.LoadState(st); err != nil {
 		return fmt.Errorf("%s: optimizer state: %w", dir, err)
 	}
-	c, ok := f.Tensors[prefixCenter]
-	if !ok {
-		return fmt.Errorf("%s: no %s tensor", dir, prefixCenter)
+	if err := m.loadLossState(f); err != nil {
+		return fmt.Errorf("%s: loss state: %w", dir, err)
 	}
-	return m.loss.LoadState(sslDINOState(c.F32))
+	return nil
 }
 
 // LatestCheckpoint returns the newest complete checkpoint folder under out
@@ -242,5 +258,3 @@ func LatestCheckpoint(ctx context.Context, out string) (string, *Meta, error) {
 	}
 	return strings.TrimSuffix(strings.TrimSuffix(last, MetaFile), "/"), &meta, nil
 }
-
-func sslDINOState(center []float32) ssl.DINOState { return ssl.DINOState{Center: center} }

@@ -7,11 +7,15 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/trainer/backbone"
 	"github.com/sslight-go/sslight/trainer/nn"
 	"github.com/sslight-go/sslight/trainer/optim"
 	"github.com/sslight-go/sslight/trainer/ssl"
 )
+
+// prefixCenter names DINO's center inside checkpoint.safetensors.
+const prefixCenter = "loss.dino.center"
 
 // network is a backbone with the DINO head on top, the reference's
 // MultiCropWrapper.
@@ -39,25 +43,10 @@ func newNetwork(cfg *configs.Config, prefix string, seed uint64) (*network, erro
 	return &network{backbone: bb, head: head}, nil
 }
 
-// backboneOptions maps the MODEL and VIT sections onto backbone.Options.
-func backboneOptions(cfg *configs.Config, seed uint64) backbone.Options {
-	return backbone.Options{Seed: seed, PatchSize: cfg.ViT.PatchSize, DropPath: cfg.ViT.DropPathRate,
-		Width: cfg.Model.Width, SmallImageStem: cfg.Model.SmallImageStem}
-}
-
-// forward runs the backbone once per view resolution (the inputs are the
-// concatenated views of one resolution each) and the head once on all
-// embeddings, as MultiCropWrapper does.
+// forward runs the backbone once per view resolution and the head once on
+// all embeddings, as MultiCropWrapper does.
 func (n *network) forward(inputs []*gorgonia.Node) (logits *gorgonia.Node, err error) {
-	embeds := make([]*gorgonia.Node, len(inputs))
-	for i, x := range inputs {
-		out, err := n.backbone.Forward(x, true)
-		if err != nil {
-			return nil, fmt.Errorf("backbone: %w", err)
-		}
-		embeds[i] = out.Embedding
-	}
-	e, err := nn.ConcatOp(embeds...)
+	e, err := embed(n.backbone, inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -78,13 +67,8 @@ func (n *network) allParams() []*nn.Param {
 
 // entries is the state dict: backbone under "backbone.", head under "head.".
 func (n *network) entries(prefix string) []nn.Entry {
-	var out []nn.Entry
-	for _, e := range n.backbone.Entries() {
-		e.Name = prefix + "backbone." + e.Name
-		out = append(out, e)
-	}
 	// The head's names already carry prefix+"head.".
-	return append(out, n.head.Entries()...)
+	return append(prefixed(n.backbone, prefix), n.head.Entries()...)
 }
 
 // dinoModel is DINO's student and EMA teacher with their graphs: the
@@ -93,6 +77,8 @@ func (n *network) entries(prefix string) []nn.Entry {
 type dinoModel struct {
 	student, teacher *network
 	loss             *ssl.DINOLoss
+	sc               *schedules
+	clip             float64
 
 	sg, tg        *gorgonia.ExprGraph
 	svm, tvm      gorgonia.VM
@@ -108,7 +94,9 @@ type dinoModel struct {
 	emaTeacher    []*optim.Param
 }
 
-func newDINOModel(cfg *configs.Config, geo Geometry, batch int, teacherTemps []float64) (*dinoModel, error) {
+// newDINOModel builds DINO with sc's teacher temperatures, teacher
+// momentum and last-layer freeze.
+func newDINOModel(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (*dinoModel, error) {
 	seed := uint64(cfg.Seed)
 	student, err := newNetwork(cfg, "student.", seed)
 	if err != nil {
@@ -119,49 +107,35 @@ func newDINOModel(cfg *configs.Config, geo Geometry, batch int, teacherTemps []f
 		return nil, err
 	}
 	// The teacher starts as a copy of the student (load_state_dict).
-	se, te := student.entries(""), teacher.entries("")
-	for i := range se {
-		if se[i].Count != nil {
-			*te[i].Count = *se[i].Count
-		} else {
-			copy(te[i].F32, se[i].F32)
-		}
-	}
-	lambdas := [2]float64{1, 1}
-	if l := cfg.MultiViewsTransforms.Lambdas; len(l) == 2 {
-		lambdas = [2]float64{l[0], l[1]}
-	}
-	loss, err := ssl.NewDINOLoss(ssl.DINOConfig{GlobalCrops: geo.G, LocalCrops: geo.L, Lambdas: lambdas,
-		GlobalOnly: cfg.DINO.GlobalOnly, StudentTemp: cfg.DINO.StudentTemp, TeacherTemps: teacherTemps,
+	copyEntries(teacher.entries(""), student.entries(""))
+	loss, err := ssl.NewDINOLoss(ssl.DINOConfig{GlobalCrops: geo.G, LocalCrops: geo.L, Lambdas: lambdasOf(cfg),
+		GlobalOnly: cfg.DINO.GlobalOnly, StudentTemp: cfg.DINO.StudentTemp, TeacherTemps: sc.teacherTemp,
 		CenterMomentum: cfg.DINO.CenterMomentum, OutDim: cfg.DINOHead.OutputDim})
 	if err != nil {
 		return nil, err
 	}
-	m := &dinoModel{student: student, teacher: teacher, loss: loss}
-	m.xGlobal = tensor.New(tensor.WithShape(geo.G*batch, 3, geo.GH, geo.GW), tensor.Of(tensor.Float32))
+	m := &dinoModel{student: student, teacher: teacher, loss: loss, sc: sc, clip: cfg.Solver.ClipGrad}
+	m.xGlobal = viewTensor(geo.G*batch, geo.GH, geo.GW)
 	if geo.L > 0 {
-		m.xLocal = tensor.New(tensor.WithShape(geo.L*batch, 3, geo.LH, geo.LW), tensor.Of(tensor.Float32))
-	}
-	input := func(g *gorgonia.ExprGraph, name string, v *tensor.Dense) *gorgonia.Node {
-		return gorgonia.NewTensor(g, tensor.Float32, v.Dims(), gorgonia.WithShape(v.Shape()...), gorgonia.WithName(name), gorgonia.WithValue(v))
+		m.xLocal = viewTensor(geo.L*batch, geo.LH, geo.LW)
 	}
 
 	m.tg = gorgonia.NewGraph()
-	if m.teacherOut, err = teacher.forward([]*gorgonia.Node{input(m.tg, "global", m.xGlobal)}); err != nil {
+	if m.teacherOut, err = teacher.forward([]*gorgonia.Node{inputNode(m.tg, "global", m.xGlobal)}); err != nil {
 		return nil, fmt.Errorf("teacher: %w", err)
 	}
 	m.teacherIn = tensor.New(tensor.WithShape(geo.G*batch, cfg.DINOHead.OutputDim), tensor.Of(tensor.Float32))
 
 	m.sg = gorgonia.NewGraph()
-	ins := []*gorgonia.Node{input(m.sg, "global", m.xGlobal)}
+	ins := []*gorgonia.Node{inputNode(m.sg, "global", m.xGlobal)}
 	if geo.L > 0 {
-		ins = append(ins, input(m.sg, "local", m.xLocal))
+		ins = append(ins, inputNode(m.sg, "local", m.xLocal))
 	}
 	logits, err := student.forward(ins)
 	if err != nil {
 		return nil, fmt.Errorf("student: %w", err)
 	}
-	if m.lossNode, err = loss.Apply(logits, input(m.sg, "teacher_output", m.teacherIn)); err != nil {
+	if m.lossNode, err = loss.Apply(logits, inputNode(m.sg, "teacher_output", m.teacherIn)); err != nil {
 		return nil, fmt.Errorf("loss: %w", err)
 	}
 	m.studentParams = student.params()
@@ -173,22 +147,26 @@ func newDINOModel(cfg *configs.Config, geo Geometry, batch int, teacherTemps []f
 	}
 	m.svm = gorgonia.NewTapeMachine(m.sg)
 	m.tvm = gorgonia.NewTapeMachine(m.tg)
-	for _, p := range m.studentParams {
-		m.optParams = append(m.optParams, &optim.Param{Name: p.Name, Shape: p.Value.Shape().Clone(), Data: p.Data()})
-	}
-	for _, p := range student.allParams() {
-		m.emaStudent = append(m.emaStudent, &optim.Param{Name: p.Name, Shape: p.Value.Shape().Clone(), Data: p.Data()})
-	}
-	for _, p := range teacher.allParams() {
-		m.emaTeacher = append(m.emaTeacher, &optim.Param{Name: p.Name, Shape: p.Value.Shape().Clone(), Data: p.Data()})
-	}
+	m.optParams = optimParams(m.studentParams)
+	m.emaStudent = optimParams(student.allParams())
+	m.emaTeacher = optimParams(teacher.allParams())
 	return m, nil
 }
 
-// close releases the machines.
 func (m *dinoModel) close() {
 	m.svm.Close()
 	m.tvm.Close()
+}
+
+func (m *dinoModel) startEpoch(int) error { return nil }
+
+// beforeStep selects the teacher temperature: per epoch as the reference,
+// or per iteration (DINO.WARMUP_TEACHER_TEMP_ITERS).
+func (m *dinoModel) beforeStep(epoch, step int) error {
+	if m.sc.tempPerIter {
+		return m.loss.SetEpoch(step)
+	}
+	return m.loss.SetEpoch(epoch)
 }
 
 // forwardBackward runs the teacher and the student on b and leaves the
@@ -207,12 +185,52 @@ func (m *dinoModel) forwardBackward(b *Batch) (float32, error) {
 	if err := m.svm.RunAll(); err != nil {
 		return 0, fmt.Errorf("student forward/backward: %w", err)
 	}
-	for i, n := range m.studentNodes {
-		gv, err := n.Grad()
-		if err != nil {
-			return 0, fmt.Errorf("gradient of %s: %w", m.studentParams[i].Name, err)
-		}
-		m.optParams[i].Grad = gv.Data().([]float32)
+	if err := gradients(m.studentNodes, m.optParams); err != nil {
+		return 0, err
 	}
 	return m.lossNode.Value().Data().(float32), nil
+}
+
+// adjustGradients clips (SOLVER.CLIP_GRAD) and drops the last layer's
+// gradients while it is frozen, as the reference's DINO trainer does.
+func (m *dinoModel) adjustGradients(epoch, step int) {
+	if m.clip > 0 {
+		optim.ClipGradients(m.optParams, m.clip, nil)
+	}
+	optim.CancelGradientsLastLayer(m.optParams, epoch, step, m.sc.freeze)
+}
+
+// afterStep moves the teacher towards the student.
+func (m *dinoModel) afterStep(step int) error {
+	if err := optim.EMAParams(m.emaTeacher, m.emaStudent, m.sc.momentum[step]); err != nil {
+		return fmt.Errorf("teacher EMA: %w", err)
+	}
+	return nil
+}
+
+func (m *dinoModel) params() []*optim.Param     { return m.optParams }
+func (m *dinoModel) trained() backbone.Backbone { return m.student.backbone }
+
+func (m *dinoModel) logTerms(step int) stepTerms {
+	t := m.loss.Last()
+	return stepTerms{global: float64(t.Global), local: float64(t.Local), momentum: m.sc.momentum[step], teacherTemp: t.TeacherTemp}
+}
+
+// networkEntries: the student under "student.", the teacher under
+// "teacher.".
+func (m *dinoModel) networkEntries() []nn.Entry {
+	return append(m.student.entries("student."), m.teacher.entries("teacher.")...)
+}
+
+func (m *dinoModel) saveLossState(f *safetensors.File) error {
+	center := m.loss.State().Center
+	return f.Add(prefixCenter, safetensors.Tensor{DType: safetensors.F32, Shape: []int{1, len(center)}, F32: center})
+}
+
+func (m *dinoModel) loadLossState(f *safetensors.File) error {
+	c, ok := f.Tensors[prefixCenter]
+	if !ok {
+		return fmt.Errorf("no %s tensor", prefixCenter)
+	}
+	return m.loss.LoadState(ssl.DINOState{Center: c.F32})
 }

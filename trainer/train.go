@@ -30,9 +30,10 @@ type Options struct {
 	// Exclude lists, per shards root, sample keys to skip there: samples
 	// superseded by a newer version in a later root (sslight retrain).
 	Exclude map[string]map[string]bool
-	// InitFrom is a checkpoint folder whose student, teacher, optimiser
-	// state and DINO center start this run, with a fresh schedule
-	// (sslight retrain continues pre-training this way).
+	// InitFrom is a checkpoint folder of the same SSL method whose
+	// networks, optimiser state and loss state (DINO's center, SwAV's and
+	// MoCo's queues) start this run, with a fresh schedule (sslight
+	// retrain continues pre-training this way).
 	InitFrom string
 	// Out receives checkpoints/, metrics.jsonl and summary.json.
 	Out string
@@ -125,6 +126,10 @@ func buildSchedules(cfg *configs.Config, epochs, ipe, batch int) (*schedules, er
 	if sc.momentum, err = optim.CosineSchedule(cfg.Model.ModelMomentum, cfg.Model.ModelMomentumEnd, epochs, ipe, 0, 0); err != nil {
 		return nil, fmt.Errorf("teacher-momentum schedule: %w", err)
 	}
+	sc.freeze = optim.FreezeWindow{Epochs: s.FreezeLastLayer, Iters: s.FreezeLastLayerIters}
+	if cfg.SSLMethod != "DINO" {
+		return &sc, nil // only DINO has a teacher temperature
+	}
 	d := cfg.DINO
 	if d.WarmupTeacherTempIters > 0 {
 		sc.tempPerIter = true
@@ -135,7 +140,6 @@ func buildSchedules(cfg *configs.Config, epochs, ipe, batch int) (*schedules, er
 	if err != nil {
 		return nil, fmt.Errorf("teacher-temperature schedule: %w", err)
 	}
-	sc.freeze = optim.FreezeWindow{Epochs: s.FreezeLastLayer, Iters: s.FreezeLastLayerIters}
 	return &sc, nil
 }
 
@@ -157,9 +161,6 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if cfg == nil || len(o.Shards) == 0 || o.Out == "" {
 		return nil, errors.New("trainer: Config, Shards and Out are required")
 	}
-	if cfg.SSLMethod != "DINO" {
-		return nil, fmt.Errorf("SSL_METHOD %s: this build trains DINO only (SwAV and MoCo-v2 have their losses in trainer/ssl but no training loop yet)", cfg.SSLMethod)
-	}
 	cfg = cfg.Clone()
 	if o.Epochs > 0 {
 		cfg.Solver.TotalEpochs = o.Epochs
@@ -167,7 +168,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.BatchSize > 0 {
 		cfg.Train.BatchSize = o.BatchSize
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := validate(cfg); err != nil {
 		return nil, err
 	}
 	epochs, batch := cfg.Solver.TotalEpochs, cfg.Train.BatchSize
@@ -189,13 +190,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	geo := geometryOf(cfg)
-	model, err := newDINOModel(cfg, geo, batch, sc.teacherTemp)
+	model, err := newMethod(cfg, geo, batch, sc)
 	if err != nil {
 		return nil, err
 	}
 	defer model.close()
 	s := cfg.Solver
-	groups := optim.GroupParams(model.optParams, optim.GroupConfig{WDFactorForBias: s.WDFactorForBias, WDFactorForDW: s.WDFactorForDW,
+	groups := optim.GroupParams(model.params(), optim.GroupConfig{WDFactorForBias: s.WDFactorForBias, WDFactorForDW: s.WDFactorForDW,
 		LARSExcludeBias: s.LARSExcludeBias, LARSExcludeDW: s.LARSExcludeDW})
 	opt, err := optim.New(s.OptimizingMethod, groups, s.Momentum)
 	if err != nil {
@@ -203,7 +204,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	cfgJSON := cfg.CanonicalJSON()
 	meta := Meta{Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Width: cfg.Model.Width, SmallImageStem: cfg.Model.SmallImageStem,
-		PatchSize: cfg.ViT.PatchSize, EmbedDim: model.student.backbone.EmbedDim(), Epochs: epochs, ItersPerEpoch: ipe, BatchSize: batch,
+		PatchSize: cfg.ViT.PatchSize, EmbedDim: model.trained().EmbedDim(), Epochs: epochs, ItersPerEpoch: ipe, BatchSize: batch,
 		Seed: cfg.Seed, ConfigHash: cfg.Hash(), AugmentationHash: cfg.AugmentationHash(), ShardsConfigHash: shardsConfigHash,
 		Shards: strings.Join(o.Shards, ","), InitFrom: o.InitFrom, Config: cfgJSON}
 	var records []MetricsRecord
@@ -233,6 +234,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	if prev == nil && o.InitFrom != "" {
+		var from Meta
+		if err := jsonfile.Read(ctx, storage.Join(o.InitFrom, MetaFile), &from); err != nil {
+			return nil, fmt.Errorf("--init-from: %w", err)
+		}
+		if from.Method != cfg.SSLMethod {
+			return nil, fmt.Errorf("--init-from %s holds a %s checkpoint, this run trains %s", o.InitFrom, from.Method, cfg.SSLMethod)
+		}
 		if err := loadCheckpoint(ctx, o.InitFrom, model, opt); err != nil {
 			return nil, fmt.Errorf("--init-from: %w", err)
 		}
@@ -281,6 +289,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	logStep := max(1, cfg.LogStep)
 	for meta.Epoch < epochs {
 		e := meta.Epoch
+		if meta.StepInEpoch == 0 {
+			if err := model.startEpoch(e); err != nil {
+				return nil, fmt.Errorf("epoch %d: %w", e, err)
+			}
+		}
 		ectx, cancel := context.WithCancel(ctx)
 		batches := ld.epoch(ectx, epochShards(roots, uint64(cfg.Seed), e), uint64(cfg.Seed), e, buf, meta.StepInEpoch, ipe, skipFunc(roots))
 		var epochLoss float64
@@ -292,13 +305,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				return nil, fmt.Errorf("epoch %d: %w", e, b.err)
 			}
 			step := meta.Step
-			tIdx := e
-			if sc.tempPerIter {
-				tIdx = step
-			}
-			if err := model.loss.SetEpoch(tIdx); err != nil {
+			if err := model.beforeStep(e, step); err != nil {
 				cancel()
-				return nil, err
+				return nil, fmt.Errorf("step %d: %w", step, err)
 			}
 			loss, err := model.forwardBackward(b)
 			ld.recycle(b)
@@ -310,17 +319,14 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				cancel()
 				return nil, fmt.Errorf("step %d: the loss is %v; lower SOLVER.BASE_LR or set SOLVER.CLIP_GRAD", step, loss)
 			}
-			if cfg.Solver.ClipGrad > 0 {
-				optim.ClipGradients(model.optParams, cfg.Solver.ClipGrad, nil)
-			}
-			optim.CancelGradientsLastLayer(model.optParams, e, step, sc.freeze)
+			model.adjustGradients(e, step)
 			if err := opt.Step(sc.lr[step], sc.wd[step]); err != nil {
 				cancel()
 				return nil, fmt.Errorf("step %d: optimizer: %w", step, err)
 			}
-			if err := optim.EMAParams(model.emaTeacher, model.emaStudent, sc.momentum[step]); err != nil {
+			if err := model.afterStep(step); err != nil {
 				cancel()
-				return nil, fmt.Errorf("step %d: teacher EMA: %w", step, err)
+				return nil, fmt.Errorf("step %d: %w", step, err)
 			}
 			meta.Step++
 			meta.StepInEpoch++
@@ -328,12 +334,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			meta.LastLoss = float64(loss)
 			epochLoss += float64(loss)
 			epochSteps++
-			terms := model.loss.Last()
 			if step%logStep == 0 {
+				terms := model.logTerms(step)
 				el := time.Since(start).Seconds()
 				records = append(records, MetricsRecord{Kind: "step", Step: step, Epoch: e, Loss: float64(loss),
-					LossGlobal: float64(terms.Global), LossLocal: float64(terms.Local), LR: sc.lr[step], WD: sc.wd[step],
-					Momentum: sc.momentum[step], TeacherTemp: terms.TeacherTemp,
+					LossGlobal: terms.global, LossLocal: terms.local, LR: sc.lr[step], WD: sc.wd[step],
+					Momentum: terms.momentum, TeacherTemp: terms.teacherTemp,
 					ImagesPerSec: float64((meta.Step-startStep)*batch) / el, Elapsed: el})
 			}
 			prog.update(meta.Step, e, epochs, float64(loss), sc.lr[step], batch)
@@ -363,8 +369,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		if meta.StepInEpoch != ipe {
 			return nil, fmt.Errorf("epoch %d ended after %d of %d iterations: the shards hold fewer samples than their manifests say", e, meta.StepInEpoch, ipe)
 		}
+		terms := model.logTerms(meta.Step - 1)
 		records = append(records, MetricsRecord{Kind: "epoch", Step: meta.Step - 1, Epoch: e, Loss: epochLoss / float64(max(1, epochSteps)),
-			LR: sc.lr[meta.Step-1], WD: sc.wd[meta.Step-1], Momentum: sc.momentum[meta.Step-1], TeacherTemp: model.loss.Last().TeacherTemp,
+			LR: sc.lr[meta.Step-1], WD: sc.wd[meta.Step-1], Momentum: terms.momentum, TeacherTemp: terms.teacherTemp,
 			ImagesPerSec: float64((meta.Step-startStep)*batch) / time.Since(start).Seconds(), Elapsed: time.Since(start).Seconds()})
 		meta.Epoch++
 		meta.StepInEpoch = 0
@@ -389,6 +396,30 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return sum, err
 	}
 	return sum, nil
+}
+
+// validate is cfg.Validate without the problems of the DINO sections when
+// SSL_METHOD is SWAV or MOCO: the reference reads DINO and DINOHead only to
+// build DINO's loss and head, so, e.g., a MoCo run of 5 epochs must not
+// fail on DINO's 30-epoch teacher-temperature warm-up.
+func validate(cfg *configs.Config) error {
+	err := cfg.Validate()
+	if err == nil || cfg.SSLMethod == "DINO" {
+		return err
+	}
+	all := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	}
+	var keep []error
+	for _, e := range all {
+		var ve *configs.ValidationError
+		if errors.As(e, &ve) && (strings.HasPrefix(ve.Key, "DINO.") || strings.HasPrefix(ve.Key, "DINOHead.")) {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return errors.Join(keep...)
 }
 
 // checkShardsConfig refuses shards prepared with other augmentation

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sslight-go/sslight/configs"
@@ -111,30 +112,129 @@ func readBytes(t *testing.T, path string) []byte {
 	return b
 }
 
-// TestResumeMatchesUninterrupted trains a tiny DINO model for 2 epochs of
-// 3 iterations over 1 prepared epoch (so the second epoch cycles it) in
-// three ways — straight through; stopped mid-epoch with a checkpoint and
-// resumed; and "killed" (the mid-epoch checkpoint removed, as after a
-// SIGKILL, so the resume starts from the last epoch checkpoint) — and
-// expects byte-identical final checkpoints.
+// shrink applies sets to a preset and validates the result.
+func shrink(t testing.TB, preset string, sets map[string]string) *configs.Config {
+	t.Helper()
+	cfg, err := configs.Preset(preset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range sets {
+		if err := cfg.Set(k, v); err != nil {
+			t.Fatalf("set %s: %v", k, err)
+		}
+	}
+	if err := validate(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// tinyCNN is the network and views of tinyConfig, for the SwAV and MoCo
+// presets (whose MobileNetV2 at 224 px would take minutes).
+var tinyCNN = map[string]string{
+	"MODEL.BACKBONE_ARCH":                       "resnet18",
+	"MODEL.WIDTH":                               "0.125",
+	"MODEL.SMALL_IMAGE_STEM":                    "true",
+	"MULTI_VIEWS_TRANSFORMS.GLOBAL_CROP_SIZE":   "16",
+	"MULTI_VIEWS_TRANSFORMS.LOCAL_CROP_SIZE":    "8",
+	"MULTI_VIEWS_TRANSFORMS.LOCAL_CROPS_NUMBER": "2",
+	"MULTI_VIEWS_TRANSFORMS.NMB_CROPS":          "[2, 2]",
+	"TRAIN.BATCH_SIZE":                          "8",
+	"SOLVER.TOTAL_EPOCHS":                       "2",
+	"TRAIN.CHECKPOINT_PERIOD":                   "1",
+	"LOG_STEP":                                  "1",
+}
+
+func with(base map[string]string, more map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
+// tinySwAVConfig is the SwAV SSLight preset shrunk like tinyConfig: the
+// prototypes frozen in epoch 0, a queue of 2 batches from epoch 1 (so the
+// run creates it, fills it and uses it within its last 3 steps).
+func tinySwAVConfig(t testing.TB) *configs.Config {
+	return shrink(t, "swav_cnn_sslight", with(tinyCNN, map[string]string{
+		"SWAV.HIDDEN_SIZE":              "32",
+		"SWAV.OUTPUT_DIM":               "16",
+		"SWAV.NMB_PROTOTYPES":           "10",
+		"SWAV.QUEUE_LENGTH":             "16",
+		"SWAV.EPOCH_QUEUE_STARTS":       "1",
+		"SWAV.FREEZE_PROTOTYPES_EPOCHS": "1",
+		"SOLVER.WARMUP_EPOCHS":          "0",
+		"SOLVER.WARMUP_ITERS":           "2",
+	}))
+}
+
+// tinyMoCoConfig is the MoCo SSLight preset shrunk like tinyConfig, with
+// BN in the head (so the key encoder's head has running statistics too)
+// and a queue of 4 batches (so the pointer wraps).
+func tinyMoCoConfig(t testing.TB) *configs.Config {
+	return shrink(t, "moco_cnn_sslight", with(tinyCNN, map[string]string{
+		"MOCO.HIDDEN_SIZE":     "32",
+		"MOCO.OUTPUT_DIM":      "16",
+		"MOCO.QUEUE_LENGTH":    "32",
+		"MOCO.USE_BN_IN_HEAD":  "true",
+		"SOLVER.WARMUP_EPOCHS": "0",
+		"SOLVER.WARMUP_ITERS":  "2",
+	}))
+}
+
+// TestResumeMatchesUninterrupted trains a tiny model of each method for 2
+// epochs of 3 iterations over 1 prepared epoch (so the second epoch
+// cycles it) in three ways — straight through; stopped mid-epoch with a
+// checkpoint and resumed; and "killed" (the mid-epoch checkpoint removed,
+// as after a SIGKILL, so the resume starts from the last epoch checkpoint)
+// — and expects byte-identical final checkpoints: every network, the
+// optimiser state and the loss state (DINO's center, SwAV's queue,
+// MoCo's key encoder and queue) were saved and restored exactly.
 func TestResumeMatchesUninterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   func(testing.TB) *configs.Config
+		check func(t *testing.T, cfg *configs.Config, straight, stopped string)
+	}{
+		{"DINO", tinyConfig, nil},
+		{"SWAV", tinySwAVConfig, checkSwAVRun},
+		{"MOCO", tinyMoCoConfig, checkMoCoRun},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg(t)
+			straight, stopped := checkResume(t, cfg)
+			if tc.check != nil {
+				tc.check(t, cfg, straight, stopped)
+			}
+		})
+	}
+}
+
+// checkResume runs the three trainings of TestResumeMatchesUninterrupted
+// and returns the straight and the stopped-and-resumed output folders.
+func checkResume(t *testing.T, cfg *configs.Config) (straight, stopped string) {
+	t.Helper()
 	ctx := context.Background()
-	cfg := tinyConfig(t)
 	root := t.TempDir()
 	shards := filepath.Join(root, "shards")
 	writeShards(t, shards, cfg, 24, 1)
 
-	straight := filepath.Join(root, "straight")
+	straight = filepath.Join(root, "straight")
 	sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: straight})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sum.Done || sum.Steps != 6 || sum.ItersPerEpoch != 3 {
-		t.Fatalf("summary %+v: want done after 6 steps of 3 per epoch", sum)
+	if !sum.Done || sum.Steps != 6 || sum.ItersPerEpoch != 3 || sum.Method != cfg.SSLMethod {
+		t.Fatalf("summary %+v: want %s done after 6 steps of 3 per epoch", sum, cfg.SSLMethod)
 	}
 	final := filepath.Join(straight, "checkpoints", "step-00000006")
 
-	stopped := filepath.Join(root, "stopped")
+	stopped = filepath.Join(root, "stopped")
 	if sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: stopped, MaxSteps: 4}); err != nil || sum.Done {
 		t.Fatalf("stopped run: %+v, %v", sum, err)
 	}
@@ -165,13 +265,18 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		}
 	}
 	// The weights moved: the final backbone is not the initial one.
-	init, err := newNetwork(cfg, "student.", uint64(cfg.Seed))
+	sc, err := buildSchedules(cfg, 2, 3, cfg.Train.BatchSize)
 	if err != nil {
 		t.Fatal(err)
 	}
+	init, err := newMethod(cfg, geometryOf(cfg), cfg.Train.BatchSize, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer init.close()
 	moved := false
 	f := readBytes(t, filepath.Join(final, BackboneFile))
-	for _, e := range init.backbone.Entries() {
+	for _, e := range init.trained().Entries() {
 		if e.Param != nil && !bytes.Contains(f, float32Bytes(e.F32)) {
 			moved = true
 			break
@@ -179,6 +284,135 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	}
 	if !moved {
 		t.Error("training left every backbone parameter at its initial value")
+	}
+	return straight, stopped
+}
+
+// readCheckpoint reads checkpoint.safetensors after global step step.
+func readCheckpoint(t *testing.T, out string, step int) *safetensors.File {
+	t.Helper()
+	f, err := safetensors.ReadFile(filepath.Join(out, "checkpoints", fmt.Sprintf("step-%08d", step), CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// checkSwAVRun checks the SwAV schedule of events against the config:
+// prototypes frozen in epoch 0 yet normalised before each step (so after
+// epoch 0 they are exactly the unit rows of their initial values) and
+// trained in epoch 1; no queue in the epoch-0 checkpoint; in the final
+// one, the queue holds the last two steps' embeddings (unit rows, newest
+// first, so no zero row is left) and is in use.
+func checkSwAVRun(t *testing.T, cfg *configs.Config, straight, _ string) {
+	sc, err := buildSchedules(cfg, 2, 3, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init, err := newMethod(cfg, geometryOf(cfg), 8, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer init.close()
+	p0 := init.(*swavModel).head.Prototypes.Data()
+	k, d := cfg.SwAV.NmbPrototypes, cfg.SwAV.OutputDim
+	const name = "student.head.prototypes.weight"
+
+	after0 := readCheckpoint(t, straight, 3)
+	got := after0.Tensors[name].F32
+	for r := 0; r < k; r++ {
+		var s float64
+		for _, v := range p0[r*d : (r+1)*d] {
+			s += float64(v) * float64(v)
+		}
+		for j := 0; j < d; j++ {
+			want := float64(p0[r*d+j]) / math.Sqrt(s)
+			if math.Abs(float64(got[r*d+j])-want) > 1e-6 {
+				t.Fatalf("prototype %d after the frozen epoch: %g at %d, want its initial value normalised, %g", r, got[r*d+j], j, want)
+			}
+		}
+	}
+	if _, ok := after0.Tensors[nameSwAVQueue]; ok {
+		t.Errorf("the epoch-0 checkpoint holds a queue; SWAV.EPOCH_QUEUE_STARTS is 1")
+	}
+	final := readCheckpoint(t, straight, 6)
+	if bytes.Equal(float32Bytes(final.Tensors[name].F32), float32Bytes(got)) {
+		t.Error("the prototypes did not move in epoch 1, after the freeze")
+	}
+	q, ok := final.Tensors[nameSwAVQueue]
+	if !ok || fmt.Sprint(q.Shape) != "[2 16 16]" {
+		t.Fatalf("final queue %v (present %v), want [2 crops, 16 rows, 16 dims]", q.Shape, ok)
+	}
+	for r := 0; r < 2*16; r++ {
+		var s float64
+		for _, v := range q.F32[r*16 : (r+1)*16] {
+			s += float64(v) * float64(v)
+		}
+		if math.Abs(s-1) > 1e-5 {
+			t.Fatalf("queue row %d has squared norm %g, want a normalised embedding", r, s)
+		}
+	}
+	if u := final.Tensors[nameSwAVUseQueue]; u.DType != safetensors.I64 || u.I64[0] != 1 {
+		t.Errorf("use_the_queue %v, want 1: the last step found the queue full", u.I64)
+	}
+}
+
+// checkMoCoRun checks the key encoder and the queue: between the
+// checkpoints after steps 3 and 4 every key-encoder parameter moved by
+// exactly one momentum update, k ← k·m + q·(1−m) in float32 with the
+// query from before step 4's optimiser step, while BN running statistics
+// follow the key encoder's own forwards; after 6 steps of 8 keys the
+// pointer of the 32-key queue is at 48 mod 32 = 16 and every column is a
+// unit vector.
+func checkMoCoRun(t *testing.T, cfg *configs.Config, straight, stopped string) {
+	a, b := readCheckpoint(t, straight, 3), readCheckpoint(t, stopped, 4)
+	m := cfg.MoCo.Momentum
+	m32, c32 := float32(m), float32(1-m)
+	checked, stats := 0, 0
+	for _, name := range a.Names {
+		if !strings.HasPrefix(name, "key.") || a.Tensors[name].DType != safetensors.F32 {
+			continue
+		}
+		if strings.Contains(name, "running_") {
+			if bytes.Equal(float32Bytes(a.Tensors[name].F32), float32Bytes(b.Tensors[name].F32)) {
+				t.Errorf("%s did not change in a key forward", name)
+			}
+			stats++
+			continue
+		}
+		k3, q3, k4 := a.Tensors[name].F32, a.Tensors["student."+strings.TrimPrefix(name, "key.")].F32, b.Tensors[name].F32
+		if len(q3) != len(k3) {
+			t.Fatalf("%s has no query counterpart", name)
+		}
+		for i := range k3 {
+			if want := k3[i]*m32 + c32*q3[i]; k4[i] != want {
+				t.Fatalf("%s[%d] after step 4: %g, want %g·%g + %g·%g = %g", name, i, k4[i], k3[i], m, q3[i], 1-m, want)
+			}
+		}
+		checked++
+	}
+	if checked == 0 || stats == 0 {
+		t.Fatalf("checked %d key parameters and %d BN statistics", checked, stats)
+	}
+	final := readCheckpoint(t, straight, 6)
+	if p := final.Tensors[nameMoCoQueuePtr]; p.DType != safetensors.I64 || p.I64[0] != 16 {
+		t.Errorf("queue pointer %v, want 16", p.I64)
+	}
+	q := final.Tensors[nameMoCoQueue]
+	if fmt.Sprint(q.Shape) != "[16 32]" {
+		t.Fatalf("queue shape %v, want [16 dims, 32 keys]", q.Shape)
+	}
+	for j := 0; j < 32; j++ {
+		var s float64
+		for c := 0; c < 16; c++ {
+			s += float64(q.F32[c*32+j]) * float64(q.F32[c*32+j])
+		}
+		if math.Abs(s-1) > 1e-5 {
+			t.Fatalf("queue column %d has squared norm %g, want a unit key", j, s)
+		}
+	}
+	if bytes.Equal(float32Bytes(q.F32), float32Bytes(a.Tensors[nameMoCoQueue].F32)) {
+		t.Error("the queue did not change in 3 steps")
 	}
 }
 
@@ -274,3 +508,50 @@ func TestMultipleRootsExcludeAndInitFrom(t *testing.T) {
 }
 
 func safetensorsRead(path string) (*safetensors.File, error) { return safetensors.ReadFile(path) }
+
+// TestMethodRunErrors: a MoCo queue that is not a multiple of the batch
+// and a checkpoint of another method given to --init-from are refused
+// with errors naming the problem; DINO's settings do not constrain SwAV
+// and MoCo runs (the tiny configs keep DINO's 30-epoch temperature
+// warm-up for 2 epochs) but still constrain DINO ones.
+func TestMethodRunErrors(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	moco := tinyMoCoConfig(t)
+	shards := filepath.Join(root, "shards")
+	writeShards(t, shards, moco, 16, 1)
+
+	bad := moco.Clone()
+	if err := bad.Set("MOCO.QUEUE_LENGTH", "36"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(ctx, Options{Config: bad, Shards: []string{shards}, Out: filepath.Join(root, "bad"), AllowConfigMismatch: true})
+	if err == nil || !strings.Contains(err.Error(), "MOCO.QUEUE_LENGTH 36 is not a multiple of the batch size 8") {
+		t.Errorf("queue of 36 with batch 8: %v", err)
+	}
+
+	dino := tinyConfig(t)
+	dinoOut := filepath.Join(root, "dino")
+	sum, err := Run(ctx, Options{Config: dino, Shards: []string{shards}, Out: dinoOut, MaxSteps: 1, AllowConfigMismatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(ctx, Options{Config: moco, Shards: []string{shards}, Out: filepath.Join(root, "moco"), InitFrom: sum.Checkpoint})
+	if err == nil || !strings.Contains(err.Error(), "holds a DINO checkpoint, this run trains MOCO") {
+		t.Errorf("MoCo run from a DINO checkpoint: %v", err)
+	}
+
+	long := dino.Clone()
+	for k, v := range map[string]string{"DINO.WARMUP_TEACHER_TEMP_ITERS": "0", "DINO.WARMUP_TEACHER_TEMP_EPOCHS": "30"} {
+		if err := long.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := validate(long); err == nil || !strings.Contains(err.Error(), "DINO.WARMUP_TEACHER_TEMP_EPOCHS") {
+		t.Errorf("DINO with a 30-epoch warm-up in 2 epochs: %v", err)
+	}
+	long.SSLMethod = "MOCO"
+	if err := validate(long); err != nil {
+		t.Errorf("the same DINO section in a MoCo config: %v", err)
+	}
+}

@@ -16,7 +16,7 @@ import (
 func init() {
 	register(&command{
 		name:    "pretrain",
-		summary: "self-supervised pre-training (DINO, baseline or SSLight settings) on prepared shards",
+		summary: "self-supervised pre-training (DINO, SwAV or MoCo-v2; baseline or SSLight settings) on prepared shards",
 		run:     runPretrain,
 	})
 }
@@ -25,45 +25,58 @@ const pretrainDescription = `Pre-train a backbone with self-supervised learning 
 sslight prepare wrote.
 
 The config is the SSLight-schema YAML the prepare step used (or a preset): it
-names the backbone (MODEL), the method and its head (SSL_METHOD, DINO,
-DINOHead), the views (MULTI_VIEWS_TRANSFORMS: the shards must hold those views;
+names the backbone (MODEL), the method and its head (SSL_METHOD with its
+sections), the views (MULTI_VIEWS_TRANSFORMS: the shards must hold those views;
 the run refuses shards prepared with other augmentation settings unless
 --allow-config-mismatch) and the optimisation (SOLVER: LARS/SGD/AdamW, cosine
-learning rate with warm-up scaled by batch/256, weight-decay and teacher-
-momentum schedules, FREEZE_LAST_LAYER, CLIP_GRAD).
+learning rate with warm-up scaled by batch/256, weight-decay schedule, CLIP_GRAD).
+
+SSL_METHOD, each with SSLight's re-balanced multi-crop loss (LAMBDAS):
+  DINO  DINO, DINOHead: EMA teacher on the global views (MODEL.MODEL_MOMENTUM
+        schedule), centering, teacher-temperature warm-up, FREEZE_LAST_LAYER
+  SWAV  SWAV: projection + prototypes (normalised every step, frozen for
+        FREEZE_PROTOTYPES_EPOCHS), Sinkhorn codes for CROPS_FOR_ASSIGN, the
+        queue of QUEUE_LENGTH from EPOCH_QUEUE_STARTS
+  MOCO  MOCO: key encoder = EMA (MOMENTUM) of the query encoder on global
+        view 1; queries from global view 2 and the local views (GLOBAL_ONLY:
+        view 2 alone); a queue of QUEUE_LENGTH keys (a multiple of the batch)
 
 Training runs SOLVER.TOTAL_EPOCHS epochs of floor(samples/batch) iterations.
 When it runs more epochs than were prepared, epoch e reuses prepared epoch
 e mod P (in a new order) and says so.
 
 Writes under --out:
-  checkpoints/step-NNNNNNNN/checkpoint.safetensors  student, teacher, optimizer
-                                                    state, DINO center (resume)
+  checkpoints/step-NNNNNNNN/checkpoint.safetensors  every network (student.,
+                                                    DINO's teacher., MoCo's key.),
+                                                    optimizer state, loss state
+                                                    (DINO center, swav.queue,
+                                                    moco.queue): what resume needs
   checkpoints/step-NNNNNNNN/backbone.safetensors    student backbone, torchvision /
                                                     timm names (load strict=True)
   checkpoints/step-NNNNNNNN/meta.json               epoch, step, config hash, ...
-  metrics.jsonl                                     loss, lr, wd, momentum,
-                                                    teacher temperature, images/s
+  metrics.jsonl                                     loss, lr, wd, EMA momentum,
+                                                    DINO's teacher temperature,
+                                                    images/s
   summary.json                                      the run at a glance
 
 A checkpoint is written every TRAIN.CHECKPOINT_PERIOD epochs, after the last
 epoch, and on SIGINT/SIGTERM (Ctrl-C). --resume continues from the newest one
 and ends with exactly the weights an uninterrupted run would have.
 
-This build trains DINO; SwAV and MoCo-v2 losses exist (trainer/ssl) but have
-no training loop yet.
-
 Examples:
   sslight prepare  --config dino_fmnist_sslight --format idx --source /usr/share/datasets/fashion-mnist \
                    --out runs/fmnist/shards --epochs 5
   sslight pretrain --config dino_fmnist_sslight --shards runs/fmnist/shards --out runs/fmnist/dino
-  sslight pretrain --config dino_fmnist_sslight --shards runs/fmnist/shards --out runs/fmnist/dino --resume`
+  sslight pretrain --config dino_fmnist_sslight --shards runs/fmnist/shards --out runs/fmnist/dino --resume
+  sslight prepare  --config moco_cnn_sslight --format imagenet --source /data/imagenet/train --out /data/moco-shards
+  sslight pretrain --config moco_cnn_sslight --shards /data/moco-shards --out runs/moco
+  sslight pretrain --config swav_cnn_sslight --shards /data/swav-shards --out runs/swav --set SWAV.EPOCH_QUEUE_STARTS=5`
 
 func runPretrain(ctx context.Context, args []string) error {
 	fs := newFlagSet("pretrain", "--config FILE --shards URI --out URI [flags]", pretrainDescription)
 	cfgPath := fs.String("config", "", "SSLight-schema YAML file, or a preset name ("+strings.Join(configs.PresetNames(), ", ")+")")
 	shards := fs.String("shards", "", "the prepare run's --out (holding manifest.json): a local folder or gs://bucket/prefix; several, comma-separated, train together")
-	initFrom := fs.String("init-from", "", "start from this checkpoint folder's weights, optimiser state and DINO center with a fresh schedule")
+	initFrom := fs.String("init-from", "", "start from this checkpoint folder (same SSL_METHOD): weights, optimiser state and loss state (DINO center, SwAV/MoCo queue), with a fresh schedule")
 	out := fs.String("out", "", "where checkpoints and metrics go: a local folder or gs://bucket/prefix")
 	epochs := fs.Int("epochs", 0, "training epochs (default SOLVER.TOTAL_EPOCHS)")
 	batch := fs.Int("batch-size", 0, "batch size (default TRAIN.BATCH_SIZE)")

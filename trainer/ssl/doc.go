@@ -1,7 +1,10 @@
 // Package ssl holds the self-supervised objectives of sslight's trainer:
 // the DINO, SwAV (with Sinkhorn-Knopp codes and the feature queue) and
 // MoCo-v2 (with local views) losses, with SSLight's re-balanced multi-crop
-// weighting L = LAMBDAS[0]·L_g/P_gg + LAMBDAS[1]·L_l/P_gl.
+// weighting L = LAMBDAS[0]·L_g/P_gg + LAMBDAS[1]·L_l/P_gl, and the heads
+// that feed them (DINOHead; SwAVHead, projection and prototypes; MoCoHead,
+// the projection), built from trainer/nn layers under torch's parameter
+// names and checked against torch (testdata/gen_*_head.py).
 //
 // Each loss is one coarse gorgonia op: it takes the model outputs as float32
 // nodes and returns the scalar loss node, and it differentiates itself

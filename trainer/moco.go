@@ -1,0 +1,243 @@
+package trainer
+
+import (
+	"fmt"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/safetensors"
+	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/nn"
+	"github.com/sslight-go/sslight/trainer/optim"
+	"github.com/sslight-go/sslight/trainer/ssl"
+)
+
+// MoCo's loss state inside checkpoint.safetensors, as the reference's
+// buffers: the queue [OUTPUT_DIM, QUEUE_LENGTH] (a column per key) and the
+// pointer [1].
+const (
+	nameMoCoQueue    = "moco.queue"
+	nameMoCoQueuePtr = "moco.queue_ptr"
+)
+
+// encoder is a backbone with the MoCo head (the reference's encoder_q or
+// encoder_k).
+type encoder struct {
+	backbone backbone.Backbone
+	head     *ssl.MoCoHead
+}
+
+func newEncoder(cfg *configs.Config, prefix string, seed uint64, dropPath bool) (*encoder, error) {
+	o := backboneOptions(cfg, seed)
+	if !dropPath {
+		o.DropPath = 0
+	}
+	bb, err := backbone.New(cfg.Model.BackboneArch, o)
+	if err != nil {
+		return nil, err
+	}
+	h := cfg.MoCo
+	head, err := ssl.NewMoCoHead(prefix+"head.", ssl.MoCoHeadConfig{InDim: bb.EmbedDim(), HiddenDim: h.HiddenSize,
+		OutDim: h.OutputDim, Layers: h.NumLayers, UseBN: h.UseBNInHead}, seed+1)
+	if err != nil {
+		return nil, err
+	}
+	return &encoder{backbone: bb, head: head}, nil
+}
+
+func (e *encoder) forward(inputs []*gorgonia.Node) (*gorgonia.Node, error) {
+	x, err := embed(e.backbone, inputs)
+	if err != nil {
+		return nil, err
+	}
+	return e.head.Forward(x, true)
+}
+
+func (e *encoder) params() []*nn.Param { return append(e.backbone.Params(), e.head.Params()...) }
+
+func (e *encoder) entries(prefix string) []nn.Entry {
+	return append(prefixed(e.backbone, prefix), e.head.Entries()...)
+}
+
+// mocoModel is MoCo-v2 with local views: the query encoder ("student." in
+// checkpoints, trained) on global view 2 and the local views, the key
+// encoder ("key.", an EMA of the query encoder with MOCO.MOMENTUM, no
+// gradient) on global view 1, and the loss's queue of QUEUE_LENGTH keys.
+//
+// The reference shuffles the key batch across GPUs and back so that
+// BatchNorm cannot see which sample is which; on one process that is a
+// permutation within the batch, which batch statistics ignore, so the key
+// encoder runs on the batch in order.
+type mocoModel struct {
+	query, key *encoder
+	loss       *ssl.MoCoLoss
+	momentum   float64
+	clip       float64
+
+	qg, kg      *gorgonia.ExprGraph
+	qvm, kvm    gorgonia.VM
+	xKey        *tensor.Dense // global view 1
+	xQuery      *tensor.Dense // global view 2
+	xLocal      *tensor.Dense // nil with MOCO.GLOBAL_ONLY
+	keyIn       *tensor.Dense // the query graph's copy of the keys
+	keyOut      *gorgonia.Node
+	lossNode    *gorgonia.Node
+	queryNodes  []*gorgonia.Node
+	optParams   []*optim.Param
+	emaQuery    []*optim.Param
+	emaKey      []*optim.Param
+	globalViews int
+}
+
+func newMoCoModel(cfg *configs.Config, geo Geometry, batch int) (*mocoModel, error) {
+	mc := cfg.MoCo
+	if mc.QueueLength%batch != 0 {
+		// The reference asserts this in _dequeue_and_enqueue.
+		return nil, fmt.Errorf("MOCO.QUEUE_LENGTH %d is not a multiple of the batch size %d (TRAIN.BATCH_SIZE / --batch-size)", mc.QueueLength, batch)
+	}
+	seed := uint64(cfg.Seed)
+	query, err := newEncoder(cfg, "student.", seed, true)
+	if err != nil {
+		return nil, err
+	}
+	key, err := newEncoder(cfg, "key.", seed, false)
+	if err != nil {
+		return nil, err
+	}
+	// Both encoders are deep copies of one network: the key starts equal to
+	// the query, parameters and BN statistics.
+	copyEntries(key.entries(""), query.entries(""))
+	loss, err := ssl.NewMoCoLoss(ssl.MoCoConfig{GlobalCrops: geo.G, LocalCrops: geo.L, Lambdas: lambdasOf(cfg),
+		GlobalOnly: mc.GlobalOnly, Dim: mc.OutputDim, QueueLength: mc.QueueLength, Temperature: mc.Temperature, Seed: seed})
+	if err != nil {
+		return nil, err
+	}
+	m := &mocoModel{query: query, key: key, loss: loss, momentum: mc.Momentum, clip: cfg.Solver.ClipGrad, globalViews: geo.G}
+	m.xKey = viewTensor(batch, geo.GH, geo.GW)
+	m.xQuery = viewTensor(batch, geo.GH, geo.GW)
+
+	m.kg = gorgonia.NewGraph()
+	if m.keyOut, err = key.forward([]*gorgonia.Node{inputNode(m.kg, "key_view", m.xKey)}); err != nil {
+		return nil, fmt.Errorf("key encoder: %w", err)
+	}
+	m.keyIn = tensor.New(tensor.WithShape(batch, mc.OutputDim), tensor.Of(tensor.Float32))
+
+	// Queries: global view 2, then the local views (MultiCropWrapper on
+	// images[1:]); the loss takes them in that order.
+	m.qg = gorgonia.NewGraph()
+	ins := []*gorgonia.Node{inputNode(m.qg, "query_view", m.xQuery)}
+	if !mc.GlobalOnly && geo.L > 0 {
+		m.xLocal = viewTensor(geo.L*batch, geo.LH, geo.LW)
+		ins = append(ins, inputNode(m.qg, "local", m.xLocal))
+	}
+	q, err := query.forward(ins)
+	if err != nil {
+		return nil, fmt.Errorf("query encoder: %w", err)
+	}
+	if m.lossNode, err = loss.Apply(q, inputNode(m.qg, "keys", m.keyIn)); err != nil {
+		return nil, fmt.Errorf("loss: %w", err)
+	}
+	params := query.params()
+	for _, p := range params {
+		m.queryNodes = append(m.queryNodes, p.Node(m.qg))
+	}
+	if _, err := gorgonia.Grad(m.lossNode, m.queryNodes...); err != nil {
+		return nil, fmt.Errorf("backward: %w", err)
+	}
+	m.qvm = gorgonia.NewTapeMachine(m.qg)
+	m.kvm = gorgonia.NewTapeMachine(m.kg)
+	m.optParams = optimParams(params)
+	m.emaQuery = m.optParams
+	m.emaKey = optimParams(key.params())
+	return m, nil
+}
+
+func (m *mocoModel) close() {
+	m.qvm.Close()
+	m.kvm.Close()
+}
+
+func (m *mocoModel) startEpoch(int) error { return nil }
+
+// beforeStep is the reference's _momentum_update_key_encoder, which runs in
+// the forward before the keys are computed: with the query encoder as the
+// previous step's optimiser left it, and MOCO.MOMENTUM fixed (the
+// reference's momentum schedule is only logged by its MoCo trainer).
+func (m *mocoModel) beforeStep(int, int) error {
+	if err := optim.EMAParams(m.emaKey, m.emaQuery, m.momentum); err != nil {
+		return fmt.Errorf("key encoder EMA: %w", err)
+	}
+	return nil
+}
+
+// forwardBackward computes the keys of global view 1, then the queries'
+// loss and gradients; the loss enqueues the keys after using the queue.
+func (m *mocoModel) forwardBackward(b *Batch) (float32, error) {
+	n := len(b.Global) / m.globalViews
+	copy(m.xKey.Float32s(), b.Global[:n])
+	copy(m.xQuery.Float32s(), b.Global[n:2*n])
+	if m.xLocal != nil {
+		copy(m.xLocal.Float32s(), b.Local)
+	}
+	m.kvm.Reset()
+	if err := m.kvm.RunAll(); err != nil {
+		return 0, fmt.Errorf("key forward: %w", err)
+	}
+	copy(m.keyIn.Float32s(), m.keyOut.Value().Data().([]float32))
+	m.qvm.Reset()
+	if err := m.qvm.RunAll(); err != nil {
+		return 0, fmt.Errorf("query forward/backward: %w", err)
+	}
+	if err := gradients(m.queryNodes, m.optParams); err != nil {
+		return 0, err
+	}
+	return m.lossNode.Value().Data().(float32), nil
+}
+
+// adjustGradients clips the query encoder's gradients when
+// SOLVER.CLIP_GRAD > 0, as the reference's MoCo trainer does (its
+// cancel_gradients_last_layer finds no "last_layer" in the MoCo head and
+// does nothing).
+func (m *mocoModel) adjustGradients(int, int) {
+	if m.clip > 0 {
+		optim.ClipGradients(m.optParams, m.clip, nil)
+	}
+}
+
+func (m *mocoModel) afterStep(int) error        { return nil }
+func (m *mocoModel) params() []*optim.Param     { return m.optParams }
+func (m *mocoModel) trained() backbone.Backbone { return m.query.backbone }
+func (m *mocoModel) logTerms(int) stepTerms     { return stepTerms{momentum: m.momentum} }
+
+// networkEntries: the query encoder under "student.", the key encoder
+// under "key.".
+func (m *mocoModel) networkEntries() []nn.Entry {
+	return append(m.query.entries("student."), m.key.entries("key.")...)
+}
+
+func (m *mocoModel) saveLossState(f *safetensors.File) error {
+	st := m.loss.State()
+	c := m.keyIn.Shape()[1] // OUTPUT_DIM
+	if err := f.Add(nameMoCoQueue, safetensors.Tensor{DType: safetensors.F32, Shape: []int{c, len(st.Queue) / c}, F32: st.Queue}); err != nil {
+		return err
+	}
+	return f.Add(nameMoCoQueuePtr, safetensors.Tensor{DType: safetensors.I64, Shape: []int{1}, I64: []int64{int64(st.Ptr)}})
+}
+
+func (m *mocoModel) loadLossState(f *safetensors.File) error {
+	c := m.keyIn.Shape()[1]
+	q, ok := f.Tensors[nameMoCoQueue]
+	if !ok {
+		return fmt.Errorf("no %s tensor", nameMoCoQueue)
+	}
+	if q.DType != safetensors.F32 || len(q.Shape) != 2 || q.Shape[0] != c {
+		return fmt.Errorf("tensor %s is %s%v, want F32 [%d, queue length]", nameMoCoQueue, q.DType, q.Shape, c)
+	}
+	ptr, err := tensorOf(f, nameMoCoQueuePtr, safetensors.I64, 1)
+	if err != nil {
+		return err
+	}
+	return m.loss.LoadState(ssl.MoCoState{Queue: q.F32, Ptr: int(ptr.I64[0])})
+}
