@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/manifest"
+	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer/optim"
 )
@@ -50,6 +52,11 @@ type Options struct {
 	// MaxSteps stops this call after so many steps, with a checkpoint
 	// (0: no limit). For trials and tests.
 	MaxSteps int
+	// Monitor, when set, scores every epoch checkpoint (every
+	// TRAIN.CHECKPOINT_PERIOD epochs and the last; the command wires the
+	// online kNN accuracy on a labelled held-out source here). Its
+	// results go to metrics.jsonl and monitor.png.
+	Monitor func(ctx context.Context, checkpoint string, epoch int) (map[string]float64, error)
 	// Progress receives a live progress line; nil for none.
 	Progress io.Writer
 }
@@ -77,8 +84,9 @@ type Summary struct {
 // MetricsFile is the per-step log under Out.
 const MetricsFile = "metrics.jsonl"
 
-// MetricsRecord is one line of metrics.jsonl: a logged step, or (Kind
-// "epoch") the end of an epoch with its mean loss.
+// MetricsRecord is one line of metrics.jsonl: a logged step, (Kind
+// "epoch") the end of an epoch with its mean loss, or (Kind "monitor") the
+// Monitor's results on the checkpoint of an epoch.
 type MetricsRecord struct {
 	Kind         string  `json:"kind"` // "step" or "epoch"
 	Step         int     `json:"step"`
@@ -92,6 +100,8 @@ type MetricsRecord struct {
 	TeacherTemp  float64 `json:"teacher_temp"`
 	ImagesPerSec float64 `json:"images_per_sec"`
 	Elapsed      float64 `json:"elapsed_s"`
+	// Metrics holds a monitor's results (Kind "monitor"), e.g. knn_top1.
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // ErrStopped is returned (wrapped) when a run stops early on a signal or a
@@ -264,7 +274,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	startStep := meta.Step
 	prog := newProgress(o.Progress, epochs*ipe, startStep)
 	saveMetrics := func() error {
-		return jsonfile.WriteLines(context.WithoutCancel(ctx), storage.Join(o.Out, MetricsFile), records)
+		wctx := context.WithoutCancel(ctx)
+		if err := jsonfile.WriteLines(wctx, storage.Join(o.Out, MetricsFile), records); err != nil {
+			return err
+		}
+		return plotCurves(wctx, o.Out, records)
 	}
 	checkpoint := func(reason string) error {
 		meta.Reason = reason
@@ -377,13 +391,24 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		meta.StepInEpoch = 0
 		period := max(1, cfg.Train.CheckpointPeriod)
 		switch {
-		case meta.Epoch == epochs:
-			if err := checkpoint("final"); err != nil {
+		case meta.Epoch == epochs, meta.Epoch%period == 0:
+			reason := "period"
+			if meta.Epoch == epochs {
+				reason = "final"
+			}
+			if err := checkpoint(reason); err != nil {
 				return nil, err
 			}
-		case meta.Epoch%period == 0:
-			if err := checkpoint("period"); err != nil {
-				return nil, err
+			if o.Monitor != nil {
+				m, err := o.Monitor(ctx, sum.Checkpoint, e)
+				if err != nil {
+					return nil, fmt.Errorf("monitor after epoch %d: %w", e, err)
+				}
+				records = append(records, MetricsRecord{Kind: "monitor", Step: meta.Step - 1, Epoch: e, Metrics: m,
+					Elapsed: time.Since(start).Seconds()})
+				if err := saveMetrics(); err != nil {
+					return nil, err
+				}
 			}
 		default:
 			if err := saveMetrics(); err != nil {
@@ -516,4 +541,42 @@ func skipFunc(roots []*root) func(shardURI, key string) bool {
 		return nil
 	}
 	return func(shardURI, key string) bool { return byShard[shardURI][key] }
+}
+
+// plotCurves draws loss.png (per logged step) and, when a monitor ran,
+// monitor.png (its metrics per epoch) under out.
+func plotCurves(ctx context.Context, out string, records []MetricsRecord) error {
+	loss := report.Series{Name: "loss"}
+	monitor := map[string]*report.Series{}
+	var names []string
+	for _, r := range records {
+		switch r.Kind {
+		case "step":
+			loss.X, loss.Y = append(loss.X, float64(r.Step)), append(loss.Y, r.Loss)
+		case "monitor":
+			for k, v := range r.Metrics {
+				s, ok := monitor[k]
+				if !ok {
+					s = &report.Series{Name: k}
+					monitor[k] = s
+					names = append(names, k)
+				}
+				s.X, s.Y = append(s.X, float64(r.Epoch+1)), append(s.Y, v)
+			}
+		}
+	}
+	if len(loss.X) > 1 {
+		if err := report.LinePlot(ctx, storage.Join(out, "loss.png"), "pre-training loss", "step", "loss", []report.Series{loss}); err != nil {
+			return err
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	series := make([]report.Series, len(names))
+	for i, n := range names {
+		series[i] = *monitor[n]
+	}
+	return report.LinePlot(ctx, storage.Join(out, "monitor.png"), "online evaluation", "epoch", "%", series)
 }

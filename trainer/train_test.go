@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/manifest"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/sinks/shard"
@@ -553,5 +554,48 @@ func TestMethodRunErrors(t *testing.T) {
 	long.SSLMethod = "MOCO"
 	if err := validate(long); err != nil {
 		t.Errorf("the same DINO section in a MoCo config: %v", err)
+	}
+}
+
+// TestMonitorAndCurves checks the monitor hook runs on every epoch's
+// checkpoint and that its results and the loss curve are written.
+func TestMonitorAndCurves(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	shards, out := filepath.Join(root, "shards"), filepath.Join(root, "out")
+	writeShards(t, shards, cfg, 24, 1)
+	var seen []int
+	_, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out,
+		Monitor: func(ctx context.Context, ckpt string, epoch int) (map[string]float64, error) {
+			if _, err := os.Stat(filepath.Join(ckpt, BackboneFile)); err != nil {
+				return nil, err
+			}
+			seen = append(seen, epoch)
+			return map[string]float64{"knn_top1": float64(10 * (epoch + 1))}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seen) != "[0 1]" {
+		t.Errorf("monitor ran after epochs %v, want [0 1]", seen)
+	}
+	recs, err := jsonfile.ReadLines[MetricsRecord](ctx, filepath.Join(out, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, r := range recs {
+		if r.Kind == "monitor" {
+			got = append(got, r.Metrics["knn_top1"])
+		}
+	}
+	if fmt.Sprint(got) != "[10 20]" {
+		t.Errorf("monitor records %v, want [10 20]", got)
+	}
+	for _, f := range []string{"loss.png", "monitor.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer"
 )
 
@@ -86,6 +88,11 @@ func runPretrain(ctx context.Context, args []string) error {
 	buffer := fs.Int("shuffle-buffer", 4096, "samples held in the shuffle buffer")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set SOLVER.BASE_LR=0.3")
+	knnTrain := fs.String("knn-train", "", "online kNN monitor: labelled source whose features are the neighbours (with --knn-val)")
+	knnVal := fs.String("knn-val", "", "online kNN monitor: labelled held-out source scored after every checkpointed epoch (TRAIN.CHECKPOINT_PERIOD)")
+	knnFormat := fs.String("knn-format", "", "layout of the kNN sources (default DATA.FORMAT)")
+	knnTrainSplit := fs.String("knn-train-split", "", "split of --knn-train (idx: train)")
+	knnValSplit := fs.String("knn-val-split", "", "split of --knn-val (idx: t10k)")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -103,6 +110,21 @@ func runPretrain(ctx context.Context, args []string) error {
 		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer, InitFrom: *initFrom}
 	if !*quiet {
 		o.Progress = os.Stderr
+	}
+	if (*knnTrain == "") != (*knnVal == "") {
+		return errors.New("--knn-train and --knn-val go together")
+	}
+	if *knnTrain != "" {
+		o.Monitor = func(ctx context.Context, ckpt string, epoch int) (map[string]float64, error) {
+			spec := evalSpec{Train: *knnTrain, Val: *knnVal, Format: *knnFormat, TrainSplit: *knnTrainSplit, ValSplit: *knnValSplit, Protocols: []string{protoKNN}, Seed: uint64(cfg.Seed)}
+			rows, err := evaluateModels(ctx, []evalModel{{Name: "student", Checkpoint: ckpt, Config: cfg}}, spec,
+				storage.Join(*out, "monitor", fmt.Sprintf("epoch-%04d", epoch)))
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(os.Stderr, "\npretrain: epoch %d: online kNN top-1 %.2f%%\n", epoch+1, rows[0].Metrics["knn_top1"])
+			return map[string]float64{"knn_top1": rows[0].Metrics["knn_top1"]}, nil
+		}
 	}
 	sum, err := trainer.Run(ctx, o)
 	if sum != nil {

@@ -181,3 +181,30 @@ func TestRetrainCommand(t *testing.T) {
 		t.Errorf("increment 2 prepared %d images, want 40", len(m.Source.Items))
 	}
 }
+
+// TestPretrainWithKNNMonitor prepares fmnist-mini (IDX) and pre-trains two
+// epochs with the online kNN monitor on its test split.
+func TestPretrainWithKNNMonitor(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	shards, out := filepath.Join(root, "shards"), filepath.Join(root, "pretrain")
+	if err := runPrepare(ctx, append([]string{"--config", "dino_fmnist_sslight", "--format", "idx", "--source", fmnistMini,
+		"--out", shards, "--epochs", "1", "--quiet"}, tinySets...)); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--config", "dino_fmnist_sslight", "--shards", shards, "--out", out, "--epochs", "2", "--batch-size", "32",
+		"--knn-train", fmnistMini, "--knn-val", fmnistMini, "--knn-format", "idx", "--knn-val-split", "t10k", "--quiet"}, tinySets...)
+	if err := runPretrain(ctx, args); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), `"kind":"monitor"`); n != 2 {
+		t.Errorf("metrics.jsonl has %d monitor records, want 2", n)
+	}
+	if _, err := os.Stat(filepath.Join(out, "monitor.png")); err != nil {
+		t.Error(err)
+	}
+}
