@@ -178,6 +178,14 @@ func (c *convBN) forward(x *gorgonia.Node, train bool) (*gorgonia.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s conv: %w", c.name, err)
 	}
+	if c.act != nil && (*c.act == nn.ReLU || *c.act == nn.ReLU6) {
+		// One fused op: the activation costs no extra pass over the
+		// tensor, forward or backward.
+		if y, err = c.bn.ForwardAct(y, train, *c.act); err != nil {
+			return nil, fmt.Errorf("%s bn+%v: %w", c.name, *c.act, err)
+		}
+		return y, nil
+	}
 	if y, err = c.bn.Forward(y, train); err != nil {
 		return nil, fmt.Errorf("%s bn: %w", c.name, err)
 	}

@@ -175,11 +175,7 @@ func (k *convKernel) forward(out []float32, in [][]float32, shapes []tensor.Shap
 		}
 		bl.Sgemm(blas.NoTrans, blas.NoTrans, g.og, cols, g.k, 1, wg, g.k, sc.col, cols, 0, sc.tmp, cols)
 		// Scatter [og, cnt·p] into the images' channel planes.
-		for o := 0; o < g.og; o++ {
-			for i := 0; i < cnt; i++ {
-				copy(out[(n0+i)*imgO+(gi*g.og+o)*g.p:][:g.p], sc.tmp[o*cols+i*g.p:][:g.p])
-			}
-		}
+		copyBlocks(out[n0*imgO+gi*g.og*g.p:], g.p, imgO, sc.tmp, cols, g.p, g.og, cnt, g.p)
 	})
 }
 
@@ -187,9 +183,15 @@ func (k *convKernel) forward(out []float32, in [][]float32, shapes []tensor.Shap
 // into tmp [og, cnt·p].
 func (g *convGeom) gatherGrad(tmp, grad []float32, n0, cnt, gi int) {
 	cols := cnt * g.p
-	for o := 0; o < g.og; o++ {
-		for i := 0; i < cnt; i++ {
-			copy(tmp[o*cols+i*g.p:][:g.p], grad[(n0+i)*g.o*g.p+(gi*g.og+o)*g.p:][:g.p])
+	copyBlocks(tmp, cols, g.p, grad[n0*g.o*g.p+gi*g.og*g.p:], g.p, g.o*g.p, g.og, cnt, g.p)
+}
+
+// copyBlocksGo copies outer·inner blocks of n floats: block (o, i) from
+// src[o·sOuter + i·sInner:] to dst[o·dOuter + i·dInner:].
+func copyBlocksGo(dst []float32, dOuter, dInner int, src []float32, sOuter, sInner, outer, inner, n int) {
+	for o := 0; o < outer; o++ {
+		for i := 0; i < inner; i++ {
+			copy(dst[o*dOuter+i*dInner:][:n], src[o*sOuter+i*sInner:][:n])
 		}
 	}
 }
@@ -239,10 +241,7 @@ func (k *convKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, s
 			}
 			gg, ld := g.gradChunk(sc, grad, n0, cnt, gi)
 			bl.Sgemm(blas.Trans, blas.NoTrans, g.k, cols, g.og, 1, wg, g.k, gg, ld, 0, sc.col, cols)
-			for i := 0; i < cnt; i++ {
-				dxg := dIn[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
-				col2im(&g, dxg, sc.col[i*g.p:], cols)
-			}
+			col2im(&g, dIn[n0*imgX+gi*g.cg*g.h*g.w:], imgX, cnt, sc.col)
 		})
 		return
 	}
@@ -313,10 +312,7 @@ func (g *convGeom) eachChunkGroup(f func(wk int, sc *convScratch, n0, cnt, gi in
 // sc.col ([cg·kh·kw, cnt·p]).
 func (g *convGeom) im2colChunk(sc *convScratch, x []float32, n0, cnt, gi int) {
 	imgX := g.c * g.h * g.w
-	for i := 0; i < cnt; i++ {
-		xg := x[(n0+i)*imgX+gi*g.cg*g.h*g.w : (n0+i)*imgX+(gi+1)*g.cg*g.h*g.w]
-		im2col(g, sc.col[i*g.p:], cnt*g.p, xg)
-	}
+	im2col(g, sc.col, x[n0*imgX+gi*g.cg*g.h*g.w:], imgX, cnt)
 }
 
 // gradChunk returns the output gradient of group gi of images
@@ -330,12 +326,21 @@ func (g *convGeom) gradChunk(sc *convScratch, grad []float32, n0, cnt, gi int) (
 	return sc.tmp, cnt * g.p
 }
 
-// im2col fills the columns of one image's group xg [cg, h, w] into col:
+// im2colGo unfolds cnt images side by side into col [cg·kh·kw, cnt·p]:
+// image i's group [cg, h, w] starts at x[i·imgStride], and its columns at
+// col[r·cnt·p + i·p] for row r.
+func im2colGo(g *convGeom, col, x []float32, imgStride, cnt int) {
+	for i := 0; i < cnt; i++ {
+		im2colImage(g, col[i*g.p:], cnt*g.p, x[i*imgStride:][:g.cg*g.h*g.w])
+	}
+}
+
+// im2colImage fills the columns of one image's group xg [cg, h, w] into col:
 // row r (of cg·kh·kw) starts at col[r·ld] and holds oh·ow values.
 // The valid output rows and columns of each kernel offset are computed once
 // per offset, not per row: with the small maps of 28–32 px training the
 // per-row bookkeeping cost as much as the copying.
-func im2col(g *convGeom, col []float32, ld int, xg []float32) {
+func im2colImage(g *convGeom, col []float32, ld int, xg []float32) {
 	row := 0
 	for c := 0; c < g.cg; c++ {
 		xc := xg[c*g.h*g.w : (c+1)*g.h*g.w]
@@ -368,9 +373,17 @@ func im2col(g *convGeom, col []float32, ld int, xg []float32) {
 	}
 }
 
-// col2im writes the adjoint of im2col: the columns (row r at col[r·ld])
-// summed back into dxg [cg, h, w], which is overwritten.
-func col2im(g *convGeom, dxg, col []float32, ld int) {
+// col2imGo writes the adjoint of im2colGo: the columns of cnt images
+// summed back into their groups at dx[i·imgStride:], which are overwritten.
+func col2imGo(g *convGeom, dx []float32, imgStride, cnt int, col []float32) {
+	for i := 0; i < cnt; i++ {
+		col2imImage(g, dx[i*imgStride:][:g.cg*g.h*g.w], col[i*g.p:], cnt*g.p)
+	}
+}
+
+// col2imImage writes the adjoint of im2colImage: the columns (row r at
+// col[r·ld]) summed back into dxg [cg, h, w], which is overwritten.
+func col2imImage(g *convGeom, dxg, col []float32, ld int) {
 	clear(dxg)
 	row := 0
 	for c := 0; c < g.cg; c++ {

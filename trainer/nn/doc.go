@@ -18,11 +18,21 @@
 //   - BatchNormOp: batch statistics (biased variance) in training, running
 //     statistics in evaluation; running statistics updated with momentum 0.1
 //     and the unbiased variance, held in a BNStats that every op built from
-//     one BatchNorm module shares; the backward recomputes what it needs.
+//     one BatchNorm module shares; the backward recomputes what it needs
+//     (once per backward pass for its three gradients).
+//   - BatchNormActOp: BatchNorm and a ReLU/ReLU6 in one op (one pass
+//     forward, the gradient masked inside BatchNorm's backward).
 //   - ActivationOp (ReLU, ReLU6, exact GELU), AddOp, ChannelBiasOp,
 //     LinearOp, LayerNormOp, MaxPool2dOp, GlobalAvgPoolOp, and the ViT ops
 //     AttentionOp, TokensOp, ClassTokenOp, InterpolatePosEmbedOp (DINO's
 //     bicubic position-embedding resize) and DropPathOp.
+//
+// The memory-bound loops (im2col/col2im, BatchNorm, ReLU/ReLU6, Add) have
+// AVX2/FMA kernels in C (kernels_amd64.c), used in cgo builds on amd64
+// CPUs that have AVX2 and FMA unless SSLIGHT_NOSIMD is set; Kernels says
+// which set runs. Their Go twins are the fallback and the tests' reference.
+// Every reduction runs in an order fixed by the code and the worker count,
+// never by goroutine scheduling, so runs are reproducible bit for bit.
 //
 // Each op keeps its output buffer across runs of a machine, so a training
 // step does not allocate its activations again. Each op's gradient is

@@ -33,8 +33,9 @@ func NewBNStats(c int) *BNStats {
 // BatchNormOp normalises x [N, C, ...] per channel and applies gamma and
 // beta [C]. In training it uses the batch statistics (biased variance) and
 // updates stats with the unbiased variance; otherwise it uses stats. The
-// backward recomputes what it needs from x instead of keeping state from the
-// forward pass, so an op node can be run by any machine in any order.
+// backward recomputes what it needs from x and dy instead of keeping state
+// from the forward pass (once per backward pass, shared by the three
+// gradient ops), so an op node can be run by any machine in any order.
 func BatchNormOp(x, gamma, beta *gorgonia.Node, stats *BNStats, training bool) (*gorgonia.Node, error) {
 	if stats == nil {
 		return nil, fmt.Errorf("BatchNorm: nil statistics")
@@ -42,12 +43,73 @@ func BatchNormOp(x, gamma, beta *gorgonia.Node, stats *BNStats, training bool) (
 	return apply(&bnKernel{stats: stats, training: training}, x, gamma, beta)
 }
 
+// BatchNormActOp is BatchNormOp followed by a (ReLU or ReLU6) in one op: the
+// normalised values are written once, already activated, and the backward
+// masks the incoming gradient with the output instead of running a separate
+// activation pass over the whole tensor. The results equal the two ops'.
+func BatchNormActOp(x, gamma, beta *gorgonia.Node, stats *BNStats, training bool, a Activation) (*gorgonia.Node, error) {
+	if stats == nil {
+		return nil, fmt.Errorf("BatchNorm: nil statistics")
+	}
+	if a != ReLU && a != ReLU6 {
+		return nil, fmt.Errorf("BatchNorm: cannot fuse activation %v (only ReLU and ReLU6)", a)
+	}
+	return apply(&bnKernel{stats: stats, training: training, act: a.code()}, x, gamma, beta)
+}
+
 type bnKernel struct {
 	stats    *BNStats
 	training bool
+	act      actCode // activation fused after the normalisation, if any
+
+	// The three gradient ops (dx, dγ, dβ) of one backward pass need the
+	// same per-channel sums over x and dy, each a full pass over both
+	// tensors; the first op to run computes them and the other two reuse
+	// them. An entry is valid for the forward run it follows (gen counts
+	// forward runs), for the dy buffer it was computed from, and for each
+	// gradient op once: an op asking twice means a new backward pass.
+	mu    sync.Mutex
+	gen   uint64
+	cache bnSumsCache
+}
+
+type bnSumsCache struct {
+	gen    uint64
+	grad   *float32
+	served [3]bool
+	sums   [][4]float64 // per channel: sum x, x², dy, dy·x
+}
+
+// backwardSums returns the per-channel sums the gradient wrt input wrt
+// needs, from the cache when another gradient op of this pass made them.
+func (k *bnKernel) backwardSums(wrt int, x, grad, out []float32, n, c, sp int) [][4]float64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := &k.cache
+	if e.gen == k.gen && e.grad == &grad[0] && len(e.sums) == c && !e.served[wrt] {
+		e.served[wrt] = true
+		return e.sums
+	}
+	if len(e.sums) != c {
+		e.sums = make([][4]float64, c)
+	}
+	// Channels are independent: the split over workers does not change any
+	// sum, so the results do not depend on scheduling.
+	parallelFor(c, func(_, lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			sx, sxx, sdy, sdyx := channelSums(x, grad, out, k.act, n, c, sp, ch)
+			e.sums[ch] = [4]float64{sx, sxx, sdy, sdyx}
+		}
+	})
+	e.gen, e.grad, e.served = k.gen, &grad[0], [3]bool{}
+	e.served[wrt] = true
+	return e.sums
 }
 
 func (k *bnKernel) name() string {
+	if k.act != actNone {
+		return fmt.Sprintf("BatchNorm%s{train=%v %p}", k.act, k.training, k.stats)
+	}
 	return fmt.Sprintf("BatchNorm{train=%v %p}", k.training, k.stats)
 }
 
@@ -76,9 +138,10 @@ func bnDims(s tensor.Shape) (n, c, sp int) {
 	return s[0], s[1], shapeProduct(s[2:])
 }
 
-// channelSums returns, for channel ch, the sums of x and x² and, when
-// grad is not nil, of dy and dy·x, in one pass with float64 accumulators.
-func channelSums(x, grad []float32, n, c, sp, ch int) (sx, sxx, sdy, sdyx float64) {
+// channelSumsGo returns, for channel ch, the sums of x and x² and, when
+// grad is not nil, of dy and dy·x, in one pass with float64 accumulators;
+// dy is masked by a fused activation's output y (act ≠ actNone).
+func channelSumsGo(x, grad, y []float32, act actCode, n, c, sp, ch int) (sx, sxx, sdy, sdyx float64) {
 	for b := 0; b < n; b++ {
 		xs := x[(b*c+ch)*sp : (b*c+ch+1)*sp]
 		if grad == nil {
@@ -90,8 +153,15 @@ func channelSums(x, grad []float32, n, c, sp, ch int) (sx, sxx, sdy, sdyx float6
 			continue
 		}
 		gs := grad[(b*c+ch)*sp : (b*c+ch+1)*sp]
+		var ys []float32
+		if act != actNone {
+			ys = y[(b*c+ch)*sp : (b*c+ch+1)*sp]
+		}
 		for i, v := range xs {
 			f, g := float64(v), float64(gs[i])
+			if act != actNone && !act.passes(ys[i]) {
+				g = 0
+			}
 			sx += f
 			sxx += f * f
 			sdy += g
@@ -99,6 +169,45 @@ func channelSums(x, grad []float32, n, c, sp, ch int) (sx, sxx, sdy, sdyx float6
 		}
 	}
 	return sx, sxx, sdy, sdyx
+}
+
+// bnApplyGo writes act(x·scale + shift) into channel ch of out.
+func bnApplyGo(out, x []float32, n, c, sp, ch int, scale, shift float32, act actCode) {
+	for b := 0; b < n; b++ {
+		o := out[(b*c+ch)*sp : (b*c+ch+1)*sp]
+		xs := x[(b*c+ch)*sp : (b*c+ch+1)*sp]
+		for i, v := range xs {
+			o[i] = act.apply(v*scale + shift)
+		}
+	}
+}
+
+// bnCoef holds what BatchNorm's input gradient needs of one channel:
+// gamma/std, the mean, 1/std, mean(dy) and mean(dy·xhat).
+type bnCoef [5]float64
+
+// bnDxGo writes channel ch of BatchNorm's input gradient: with the batch
+// statistics (train) dx = gamma/std·(dy − mean(dy) − xhat·mean(dy·xhat)),
+// with the running statistics (constants) dx = dy·gamma/std; dy is masked
+// by a fused activation's output y.
+func bnDxGo(dx, x, dy, y []float32, act actCode, n, c, sp, ch int, train bool, k *bnCoef) {
+	g, mean, inv, mdy, mdyx := k[0], k[1], k[2], k[3], k[4]
+	for b := 0; b < n; b++ {
+		off := (b*c + ch) * sp
+		xs, d := x[off:off+sp], dx[off:off+sp]
+		for i, gv := range dy[off : off+sp] {
+			gf := float64(gv)
+			if act != actNone && !act.passes(y[off+i]) {
+				gf = 0
+			}
+			if !train {
+				d[i] = float32(gf * g)
+				continue
+			}
+			xhat := (float64(xs[i]) - mean) * inv
+			d[i] = float32(g * (gf - mdy - xhat*mdyx))
+		}
+	}
 }
 
 // moments turns sums over cnt values into the mean and the biased variance.
@@ -110,6 +219,9 @@ func moments(sx, sxx, cnt float64) (mean, variance float64) {
 func (k *bnKernel) forward(out []float32, in [][]float32, shapes []tensor.Shape) {
 	x, gamma, beta := in[0], in[1], in[2]
 	n, c, sp := bnDims(shapes[0])
+	k.mu.Lock()
+	k.gen++ // a new forward run: the backward's cached sums are stale
+	k.mu.Unlock()
 	st := k.stats
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -118,7 +230,7 @@ func (k *bnKernel) forward(out []float32, in [][]float32, shapes []tensor.Shape)
 			var mean, variance float64
 			if k.training {
 				cnt := float64(n * sp)
-				sx, sxx, _, _ := channelSums(x, nil, n, c, sp, ch)
+				sx, sxx, _, _ := channelSums(x, nil, nil, actNone, n, c, sp, ch)
 				mean, variance = moments(sx, sxx, cnt)
 				m := st.Momentum
 				st.Mean[ch] = float32((1-m)*float64(st.Mean[ch]) + m*mean)
@@ -129,13 +241,7 @@ func (k *bnKernel) forward(out []float32, in [][]float32, shapes []tensor.Shape)
 			inv := 1 / math.Sqrt(variance+st.Eps)
 			scale := float32(float64(gamma[ch]) * inv)
 			shift := float32(float64(beta[ch]) - mean*float64(gamma[ch])*inv)
-			for b := 0; b < n; b++ {
-				o := out[(b*c+ch)*sp : (b*c+ch+1)*sp]
-				xs := x[(b*c+ch)*sp : (b*c+ch+1)*sp]
-				for i, v := range xs {
-					o[i] = v*scale + shift
-				}
-			}
+			bnApply(out, x, n, c, sp, ch, scale, shift, k.act)
 		}
 	})
 	if k.training {
@@ -146,7 +252,7 @@ func (k *bnKernel) forward(out []float32, in [][]float32, shapes []tensor.Shape)
 // overwrites: dx, dγ and dβ are each written element by element.
 func (k *bnKernel) overwrites(int) bool { return true }
 
-func (k *bnKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, shapes []tensor.Shape) {
+func (k *bnKernel) backward(wrt int, dIn, grad, out []float32, in [][]float32, shapes []tensor.Shape) {
 	x, gamma := in[0], in[1]
 	n, c, sp := bnDims(shapes[0])
 	st := k.stats
@@ -159,9 +265,10 @@ func (k *bnKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, sha
 	}
 	st.mu.Unlock()
 	cnt := float64(n * sp)
-	parallelFor(c, func(_, lo, hi int) {
+	sums := k.backwardSums(wrt, x, grad, out, n, c, sp)
+	perChannel := func(_, lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
-			sx, sxx, sdy, sdyx := channelSums(x, grad, n, c, sp, ch)
+			sx, sxx, sdy, sdyx := sums[ch][0], sums[ch][1], sums[ch][2], sums[ch][3]
 			mean, variance := moments(sx, sxx, cnt)
 			if !k.training {
 				mean, variance = float64(runMean[ch]), float64(runVar[ch])
@@ -175,30 +282,16 @@ func (k *bnKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, sha
 			case 2:
 				dIn[ch] = float32(sdy)
 			case 0:
-				g := float64(gamma[ch]) * inv
-				if !k.training {
-					// Running statistics are constants: dx = dy * gamma / std.
-					for b := 0; b < n; b++ {
-						off := (b*c + ch) * sp
-						for i, gv := range grad[off : off+sp] {
-							dIn[off+i] = float32(float64(gv) * g)
-						}
-					}
-					continue
-				}
-				// dx = gamma/std * (dy - mean(dy) - xhat * mean(dy*xhat)).
-				mdy, mdyx := sdy/cnt, sdyx/cnt
-				for b := 0; b < n; b++ {
-					off := (b*c + ch) * sp
-					xs := x[off : off+sp]
-					for i, gv := range grad[off : off+sp] {
-						xhat := (float64(xs[i]) - mean) * inv
-						dIn[off+i] = float32(g * (float64(gv) - mdy - xhat*mdyx))
-					}
-				}
+				coef := bnCoef{float64(gamma[ch]) * inv, mean, inv, sdy / cnt, sdyx / cnt}
+				bnDx(dIn, x, grad, out, k.act, n, c, sp, ch, k.training, &coef)
 			}
 		}
-	})
+	}
+	if wrt != 0 {
+		perChannel(0, 0, c) // dγ and dβ are C values from the sums
+		return
+	}
+	parallelFor(c, perChannel)
 }
 
 // LayerNormOp normalises x over its last dimension D and applies weight and

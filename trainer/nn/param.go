@@ -159,6 +159,12 @@ func (b *BatchNorm) Forward(x *gorgonia.Node, train bool) (*gorgonia.Node, error
 	return BatchNormOp(x, b.Weight.Node(x.Graph()), b.Bias.Node(x.Graph()), b.Stats, train)
 }
 
+// ForwardAct is Forward followed by the activation a (ReLU or ReLU6),
+// fused into one op (BatchNormActOp).
+func (b *BatchNorm) ForwardAct(x *gorgonia.Node, train bool, a Activation) (*gorgonia.Node, error) {
+	return BatchNormActOp(x, b.Weight.Node(x.Graph()), b.Bias.Node(x.Graph()), b.Stats, train, a)
+}
+
 // Entries returns weight, bias, running_mean, running_var and
 // num_batches_tracked, in torch's order.
 func (b *BatchNorm) Entries() []Entry {

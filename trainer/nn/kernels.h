@@ -1,0 +1,38 @@
+// Declarations shared by the cgo wrappers (kernels_cgo_amd64.go) and the
+// AVX2/FMA kernels (kernels_amd64.c).
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Activation codes of the element-wise and BatchNorm kernels.
+enum { NN_ACT_NONE = 0, NN_ACT_RELU = 1, NN_ACT_RELU6 = 2 };
+
+// nn_conv is a convolution's per-group geometry, as convGeom holds it.
+typedef struct {
+	int32_t cg, h, w;   // input channels per group, input height and width
+	int32_t kh, kw;     // kernel size
+	int32_t oh, ow;     // output size
+	int32_t sh, sw;     // stride
+	int32_t ph, pw;     // padding
+	int32_t dh, dw;     // dilation
+} nn_conv;
+
+int nn_has_avx2_fma(void);
+void nn_im2col(nn_conv gv, const float *x, ptrdiff_t img_stride, int cnt, float *col);
+void nn_col2im(nn_conv gv, float *dx, ptrdiff_t img_stride, int cnt, float *col);
+void nn_copy_blocks(float *dst, ptrdiff_t dst_outer, ptrdiff_t dst_inner,
+	const float *src, ptrdiff_t src_outer, ptrdiff_t src_inner, int outer, int inner, ptrdiff_t len);
+// nn_sums are one channel's BatchNorm sums (float64 accumulators).
+typedef struct { double sx, sxx, sdy, sdyx; } nn_sums;
+nn_sums nn_bn_sums(const float *x, const float *dy, const float *y, int act,
+	ptrdiff_t n, ptrdiff_t stride, ptrdiff_t sp);
+void nn_bn_apply(float *out, const float *x, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t sp,
+	float scale, float shift, int act);
+// nn_bn_coef is what one channel's BatchNorm input gradient needs:
+// gamma/std, the mean, 1/std, mean(dy) and mean(dy·xhat).
+typedef struct { double g, mean, inv, mdy, mdyx; } nn_bn_coef;
+void nn_bn_dx(float *dx, const float *x, const float *dy, const float *y, int act,
+	ptrdiff_t n, ptrdiff_t stride, ptrdiff_t sp, int train, nn_bn_coef k);
+void nn_act_forward(int act, float *out, const float *x, ptrdiff_t n);
+void nn_act_backward(int act, float *dx, const float *dy, const float *x, ptrdiff_t n);
+void nn_add(float *out, const float *a, const float *b, ptrdiff_t n);

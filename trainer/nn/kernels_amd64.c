@@ -1,0 +1,469 @@
+//go:build cgo
+
+// AVX2/FMA kernels for the memory-bound loops of package nn: im2col and
+// col2im, block copies, BatchNorm (channel sums, normalisation, input
+// gradient, optionally fused with ReLU/ReLU6), ReLU/ReLU6 and Add. Each has
+// a Go twin (the fallback for CGO_ENABLED=0, other architectures and CPUs
+// without AVX2/FMA) that the tests compare it with.
+//
+// The functions are compiled for target("avx2,fma") only, so the package
+// still loads on older CPUs; the Go side calls them only after
+// nn_has_avx2_fma says the CPU has both. Every reduction runs in an order
+// fixed by the code (per-lane float64 accumulators, then the lanes in
+// order), never by the threads, so results are identical run to run.
+
+#include <stdlib.h>
+#include <string.h>
+#include <immintrin.h>
+#include "kernels.h"
+
+#define TARGET __attribute__((target("avx2,fma")))
+
+int nn_has_avx2_fma(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+// valid_range: the output positions [lo, hi) whose input coordinate
+// xs + o*stride lies in [0, w) (validRange in conv.go).
+static inline void valid_range(int xs, int stride, int w, int ow, int *lo, int *hi) {
+	int l = 0, h = ow;
+	if (xs < 0) l = (-xs + stride - 1) / stride;
+	if (xs + (ow - 1) * stride >= w) h = (w - 1 - xs < 0) ? 0 : (w - 1 - xs) / stride + 1;
+	if (h < l) h = l;
+	*lo = l;
+	*hi = h;
+}
+
+// zero_edges clears, in rows [oylo, oyhi) of a [*, ow] block, the columns
+// outside [lo, hi).
+static inline void zero_edges(float *d, int ow, int oylo, int oyhi, int lo, int hi) {
+	for (int oy = oylo; oy < oyhi; oy++) {
+		float *o = d + oy * ow;
+		for (int ox = 0; ox < lo; ox++) o[ox] = 0;
+		for (int ox = hi; ox < ow; ox++) o[ox] = 0;
+	}
+}
+
+// flat reports the common stride-1 "same" geometry (output width = input
+// width): there a kernel offset's valid outputs are the input plane shifted
+// by one constant, so its column row is one contiguous run of the plane
+// plus a few edge columns to clear, instead of one short copy per row.
+static inline int flat(const nn_conv *g) { return g->sh == 1 && g->sw == 1 && g->ow == g->w; }
+
+// Small maps and strided convolutions copy only a few values per row, so
+// the per-row loops of nn_im2col/nn_col2im spend their time on
+// bookkeeping. There one table per kernel offset maps every position of the
+// chunk to its source (-1 for padding), built once per call and shared by
+// all channels, and the copies become 8-wide masked gathers. col2im uses
+// them for stride 1 only: with stride 2 most input positions receive
+// nothing and the gathers would mostly load masked lanes.
+static int use_gather(const nn_conv *g, ptrdiff_t img_stride, int cnt) {
+	// Measured: from 8 columns on, the flat path's contiguous runs are as
+	// fast as the gathers, and faster beyond.
+	if (flat(g) && g->ow >= 8) return 0;
+	// Offsets must fit the gathers' int32 indices.
+	return (double)img_stride * cnt + (double)g->cg * g->h * g->w * g->kh * g->kw < 2e9;
+}
+
+// src_of returns the input offset (y·w + x) that output position (oy, ox)
+// reads at kernel offset (ki, kj), or -1 on padding.
+static inline int src_of(const nn_conv *g, int oy, int ox, int ki, int kj) {
+	const int y = oy * g->sh + ki * g->dh - g->ph, x = ox * g->sw + kj * g->dw - g->pw;
+	if (y < 0 || y >= g->h || x < 0 || x >= g->w) return -1;
+	return y * g->w + x;
+}
+
+// gather8 loads base[idx] for the lanes whose idx >= 0, 0 elsewhere.
+TARGET static inline __m256 gather8(const float *base, const int32_t *idx) {
+	__m256i vi = _mm256_loadu_si256((const __m256i *)idx);
+	__m256 m = _mm256_castsi256_ps(_mm256_cmpgt_epi32(vi, _mm256_set1_epi32(-1)));
+	return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, vi, m, 4);
+}
+
+TARGET static int im2col_gather(const nn_conv *g, const float *x, ptrdiff_t img_stride, int cnt, float *col) {
+	const int p = g->oh * g->ow, kk = g->kh * g->kw, q = cnt * p;
+	const ptrdiff_t plane = (ptrdiff_t)g->h * g->w, ld = q;
+	int32_t *idx = malloc(sizeof(int32_t) * (size_t)q);
+	if (idx == NULL) return 0;
+	for (int t = 0; t < kk; t++) {
+		const int ki = t / g->kw, kj = t % g->kw;
+		for (int i = 0; i < cnt; i++) {
+			for (int oy = 0, j = 0; oy < g->oh; oy++) {
+				for (int ox = 0; ox < g->ow; ox++, j++) {
+					int s = src_of(g, oy, ox, ki, kj);
+					idx[i * p + j] = s < 0 ? -1 : (int32_t)(i * img_stride + s);
+				}
+			}
+		}
+		for (int c = 0; c < g->cg; c++) {
+			const float *base = x + c * plane;
+			float *d = col + (ptrdiff_t)(c * kk + t) * ld;
+			int j = 0;
+			for (; j + 8 <= q; j += 8) _mm256_storeu_ps(d + j, gather8(base, idx + j));
+			for (; j < q; j++) d[j] = idx[j] < 0 ? 0 : base[idx[j]];
+		}
+	}
+	free(idx);
+	return 1;
+}
+
+// col2im_gather sums, for every input position, the columns that read it,
+// kernel offsets in order (as col2imGo adds the rows), and writes each
+// position once.
+TARGET static int col2im_gather(const nn_conv *g, float *dx, ptrdiff_t img_stride, int cnt, const float *col) {
+	const int p = g->oh * g->ow, kk = g->kh * g->kw, plane = g->h * g->w, q = cnt * plane;
+	const ptrdiff_t ld = (ptrdiff_t)cnt * p;
+	// idx[t*q + i*plane + e]: the column (i*p + j) that writes input
+	// position e of image i at kernel offset t, or -1.
+	int32_t *idx = malloc(sizeof(int32_t) * (size_t)q * (size_t)kk);
+	if (idx == NULL) return 0;
+	for (int t = 0; t < kk; t++) {
+		int32_t *it = idx + (ptrdiff_t)t * q;
+		for (int e = 0; e < q; e++) it[e] = -1;
+		const int ki = t / g->kw, kj = t % g->kw;
+		for (int i = 0; i < cnt; i++) {
+			for (int oy = 0, j = 0; oy < g->oh; oy++) {
+				for (int ox = 0; ox < g->ow; ox++, j++) {
+					int s = src_of(g, oy, ox, ki, kj);
+					if (s >= 0) it[i * plane + s] = i * p + j;
+				}
+			}
+		}
+	}
+	for (int c = 0; c < g->cg; c++) {
+		const float *cb = col + (ptrdiff_t)c * kk * ld;
+		int e = 0;
+		for (; e + 8 <= q; e += 8) {
+			__m256 acc = _mm256_setzero_ps();
+			for (int t = 0; t < kk; t++) acc = _mm256_add_ps(acc, gather8(cb + t * ld, idx + (ptrdiff_t)t * q + e));
+			const int i0 = e / plane, i7 = (e + 7) / plane;
+			float *d0 = dx + i0 * img_stride + c * plane + (e - i0 * plane);
+			if (i0 == i7) {
+				_mm256_storeu_ps(d0, acc);
+				continue;
+			}
+			float tmp[8];
+			_mm256_storeu_ps(tmp, acc);
+			for (int l = 0; l < 8; l++) {
+				const int el = e + l, i = el / plane;
+				dx[i * img_stride + c * plane + (el - i * plane)] = tmp[l];
+			}
+		}
+		for (; e < q; e++) {
+			float acc = 0;
+			for (int t = 0; t < kk; t++) {
+				int32_t k = idx[(ptrdiff_t)t * q + e];
+				acc += k < 0 ? 0.0f : cb[t * ld + k];
+			}
+			const int i = e / plane;
+			dx[i * img_stride + c * plane + (e - i * plane)] = acc;
+		}
+	}
+	free(idx);
+	return 1;
+}
+
+// nn_im2col unfolds cnt images (image i's group at x + i*img_stride) side
+// by side: row r (of cg*kh*kw) of col holds oh*ow values per image, image
+// i's at col[r*cnt*p + i*p]. Rows are written in order, each whole.
+TARGET void nn_im2col(nn_conv gv, const float *x, ptrdiff_t img_stride, int cnt, float *col) {
+	const nn_conv *g = &gv;
+	if (use_gather(g, img_stride, cnt) && im2col_gather(g, x, img_stride, cnt, col)) return;
+	const int ow = g->ow, oh = g->oh, p = oh * ow;
+	const ptrdiff_t ld = (ptrdiff_t)cnt * p, plane = (ptrdiff_t)g->h * g->w;
+	const int isflat = flat(g);
+	ptrdiff_t row = 0;
+	for (int c = 0; c < g->cg; c++) {
+		for (int ki = 0; ki < g->kh; ki++) {
+			const int ys = ki * g->dh - g->ph;
+			int oylo, oyhi;
+			valid_range(ys, g->sh, g->h, oh, &oylo, &oyhi);
+			for (int kj = 0; kj < g->kw; kj++, row++) {
+				const int xs = kj * g->dw - g->pw;
+				int lo, hi;
+				valid_range(xs, g->sw, g->w, ow, &lo, &hi);
+				float *dr = col + row * ld;
+				for (int i = 0; i < cnt; i++) {
+					const float *xc = x + i * img_stride + c * plane;
+					float *d = dr + (ptrdiff_t)i * p;
+					memset(d, 0, sizeof(float) * (size_t)(oylo * ow));
+					memset(d + oyhi * ow, 0, sizeof(float) * (size_t)((oh - oyhi) * ow));
+					if (isflat && hi > lo) {
+						// Outputs [a, b) read the plane at +off; the
+						// columns outside [lo, hi) wrapped and are cleared.
+						const int a = oylo * ow + lo, b = (oyhi - 1) * ow + hi, off = ys * g->w + xs;
+						float *restrict o = d + a;
+						const float *restrict xr = xc + a + off;
+						for (int j = 0; j < b - a; j++) o[j] = xr[j];
+						zero_edges(d, ow, oylo, oyhi, lo, hi);
+						continue;
+					}
+					for (int oy = oylo; oy < oyhi; oy++) {
+						const float *restrict xr = xc + (ptrdiff_t)(oy * g->sh + ys) * g->w;
+						float *restrict o = d + oy * ow;
+						for (int ox = 0; ox < lo; ox++) o[ox] = 0;
+						if (g->sw == 1) {
+							for (int ox = lo; ox < hi; ox++) o[ox] = xr[xs + ox];
+						} else {
+							for (int ox = lo; ox < hi; ox++) o[ox] = xr[xs + ox * g->sw];
+						}
+						for (int ox = hi; ox < ow; ox++) o[ox] = 0;
+					}
+				}
+			}
+		}
+	}
+}
+
+// nn_col2im is the adjoint of nn_im2col: it overwrites the cnt images'
+// groups (at dx + i*img_stride) with the columns summed back, one image at
+// a time so that its planes stay in cache, rows in order. In the flat
+// geometry the columns that fall on padding are cleared in col (which the
+// caller no longer needs) so that each row is added as one contiguous run;
+// the sums are those of col2imGo, as adding a zero changes nothing.
+TARGET void nn_col2im(nn_conv gv, float *dx, ptrdiff_t img_stride, int cnt, float *col) {
+	const nn_conv *g = &gv;
+	if (g->sh == 1 && g->sw == 1 && use_gather(g, img_stride, cnt) && col2im_gather(g, dx, img_stride, cnt, col)) return;
+	const int ow = g->ow, oh = g->oh, p = oh * ow;
+	const ptrdiff_t ld = (ptrdiff_t)cnt * p, plane = (ptrdiff_t)g->h * g->w;
+	const int isflat = flat(g);
+	for (int i = 0; i < cnt; i++) {
+		float *di = dx + i * img_stride;
+		memset(di, 0, sizeof(float) * (size_t)(g->cg * plane));
+		ptrdiff_t row = 0;
+		for (int c = 0; c < g->cg; c++) {
+			float *dc = di + c * plane;
+			for (int ki = 0; ki < g->kh; ki++) {
+				const int ys = ki * g->dh - g->ph;
+				int oylo, oyhi;
+				valid_range(ys, g->sh, g->h, oh, &oylo, &oyhi);
+				for (int kj = 0; kj < g->kw; kj++, row++) {
+					const int xs = kj * g->dw - g->pw;
+					int lo, hi;
+					valid_range(xs, g->sw, g->w, ow, &lo, &hi);
+					float *src = col + row * ld + (ptrdiff_t)i * p;
+					if (isflat) {
+						if (hi <= lo || oyhi <= oylo) continue;
+						zero_edges(src, ow, oylo, oyhi, lo, hi);
+						const int a = oylo * ow + lo, b = (oyhi - 1) * ow + hi, off = ys * g->w + xs;
+						float *restrict dr = dc + a + off;
+						const float *restrict s = src + a;
+						for (int j = 0; j < b - a; j++) dr[j] += s[j];
+						continue;
+					}
+					for (int oy = oylo; oy < oyhi; oy++) {
+						float *restrict dr = dc + (ptrdiff_t)(oy * g->sh + ys) * g->w;
+						const float *restrict s = src + oy * ow;
+						if (g->sw == 1) {
+							for (int ox = lo; ox < hi; ox++) dr[xs + ox] += s[ox];
+						} else {
+							for (int ox = lo; ox < hi; ox++) dr[xs + ox * g->sw] += s[ox];
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// nn_copy_blocks copies outer*inner blocks of len floats: block (o, i)
+// from src + o*src_outer + i*src_inner to dst + o*dst_outer + i*dst_inner.
+TARGET void nn_copy_blocks(float *dst, ptrdiff_t dst_outer, ptrdiff_t dst_inner,
+		const float *src, ptrdiff_t src_outer, ptrdiff_t src_inner, int outer, int inner, ptrdiff_t len) {
+	for (int o = 0; o < outer; o++) {
+		for (int i = 0; i < inner; i++) {
+			float *restrict d = dst + o * dst_outer + i * dst_inner;
+			const float *restrict s = src + o * src_outer + i * src_inner;
+			for (ptrdiff_t k = 0; k < len; k++) d[k] = s[k];
+		}
+	}
+}
+
+// act_mask8 is all ones where the activation passes the gradient: y > 0
+// (ReLU), 0 < y < 6 (ReLU6), everywhere without an activation. y is the
+// activation's output, which is inside those bounds exactly when its input
+// is, NaN failing both as in the Go code.
+TARGET static inline __m256 act_mask8(int act, __m256 y) {
+	const __m256 zero = _mm256_setzero_ps();
+	if (act == NN_ACT_RELU) return _mm256_cmp_ps(y, zero, _CMP_GT_OQ);
+	if (act == NN_ACT_RELU6)
+		return _mm256_and_ps(_mm256_cmp_ps(y, zero, _CMP_GT_OQ), _mm256_cmp_ps(y, _mm256_set1_ps(6), _CMP_LT_OQ));
+	return _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+}
+
+static inline int act_pass(int act, float y) {
+	if (act == NN_ACT_RELU) return y > 0;
+	if (act == NN_ACT_RELU6) return y > 0 && y < 6;
+	return 1;
+}
+
+// act8 applies the activation; max(0, v) and min(6, v) return v when it is
+// NaN, so NaN propagates as in Go's max and min.
+TARGET static inline __m256 act8(int act, __m256 v) {
+	if (act == NN_ACT_NONE) return v;
+	v = _mm256_max_ps(_mm256_setzero_ps(), v);
+	if (act == NN_ACT_RELU6) v = _mm256_min_ps(_mm256_set1_ps(6), v);
+	return v;
+}
+
+static inline float act1(int act, float v) {
+	if (act == NN_ACT_NONE || v != v) return v;
+	if (v < 0) v = 0;
+	if (act == NN_ACT_RELU6 && v > 6) v = 6;
+	return v;
+}
+
+TARGET static inline double hsum4(__m256d v) {
+	double t[4];
+	_mm256_storeu_pd(t, v);
+	return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+// nn_bn_sums sums, over n blocks of sp floats (block b at x + b*stride),
+// x and x² and, when dy is not NULL, dy and dy·x, dy masked by the fused activation's output y when act is set.
+// Accumulation is in float64, as in channelSumsGo.
+TARGET nn_sums nn_bn_sums(const float *x, const float *dy, const float *y, int act,
+		ptrdiff_t n, ptrdiff_t stride, ptrdiff_t sp) {
+	__m256d sx0 = _mm256_setzero_pd(), sx1 = sx0, sxx0 = sx0, sxx1 = sx0;
+	__m256d sd0 = sx0, sd1 = sx0, sdx0 = sx0, sdx1 = sx0;
+	double tx = 0, txx = 0, td = 0, tdx = 0;
+	for (ptrdiff_t b = 0; b < n; b++) {
+		const float *xs = x + b * stride;
+		ptrdiff_t i = 0;
+		if (dy == NULL) {
+			for (; i + 8 <= sp; i += 8) {
+				__m256 v = _mm256_loadu_ps(xs + i);
+				__m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+				__m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+				sx0 = _mm256_add_pd(sx0, lo);
+				sx1 = _mm256_add_pd(sx1, hi);
+				sxx0 = _mm256_fmadd_pd(lo, lo, sxx0);
+				sxx1 = _mm256_fmadd_pd(hi, hi, sxx1);
+			}
+			for (; i < sp; i++) {
+				double f = xs[i];
+				tx += f;
+				txx += f * f;
+			}
+			continue;
+		}
+		const float *ds = dy + b * stride;
+		const float *ys = y ? y + b * stride : NULL;
+		for (; i + 8 <= sp; i += 8) {
+			__m256 v = _mm256_loadu_ps(xs + i);
+			__m256 g = _mm256_loadu_ps(ds + i);
+			if (act != NN_ACT_NONE) g = _mm256_and_ps(g, act_mask8(act, _mm256_loadu_ps(ys + i)));
+			__m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+			__m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+			__m256d glo = _mm256_cvtps_pd(_mm256_castps256_ps128(g));
+			__m256d ghi = _mm256_cvtps_pd(_mm256_extractf128_ps(g, 1));
+			sx0 = _mm256_add_pd(sx0, lo);
+			sx1 = _mm256_add_pd(sx1, hi);
+			sxx0 = _mm256_fmadd_pd(lo, lo, sxx0);
+			sxx1 = _mm256_fmadd_pd(hi, hi, sxx1);
+			sd0 = _mm256_add_pd(sd0, glo);
+			sd1 = _mm256_add_pd(sd1, ghi);
+			sdx0 = _mm256_fmadd_pd(glo, lo, sdx0);
+			sdx1 = _mm256_fmadd_pd(ghi, hi, sdx1);
+		}
+		for (; i < sp; i++) {
+			double f = xs[i], gv = ds[i];
+			if (act != NN_ACT_NONE && !act_pass(act, ys[i])) gv = 0;
+			tx += f;
+			txx += f * f;
+			td += gv;
+			tdx += gv * f;
+		}
+	}
+	nn_sums s = {0, 0, 0, 0};
+	s.sx = hsum4(_mm256_add_pd(sx0, sx1)) + tx;
+	s.sxx = hsum4(_mm256_add_pd(sxx0, sxx1)) + txx;
+	if (dy != NULL) {
+		s.sdy = hsum4(_mm256_add_pd(sd0, sd1)) + td;
+		s.sdyx = hsum4(_mm256_add_pd(sdx0, sdx1)) + tdx;
+	}
+	return s;
+}
+
+// nn_bn_apply writes act(x*scale + shift) over n blocks of sp floats.
+TARGET void nn_bn_apply(float *out, const float *x, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t sp,
+		float scale, float shift, int act) {
+	const __m256 vs = _mm256_set1_ps(scale), vb = _mm256_set1_ps(shift);
+	for (ptrdiff_t b = 0; b < n; b++) {
+		const float *xs = x + b * stride;
+		float *o = out + b * stride;
+		ptrdiff_t i = 0;
+		for (; i + 8 <= sp; i += 8)
+			_mm256_storeu_ps(o + i, act8(act, _mm256_fmadd_ps(_mm256_loadu_ps(xs + i), vs, vb)));
+		for (; i < sp; i++) o[i] = act1(act, __builtin_fmaf(xs[i], scale, shift));
+	}
+}
+
+// nn_bn_dx writes BatchNorm's input gradient over n blocks of sp floats,
+// in float64 as bnDxGo: dx = g·(dy − mdy − xhat·mdyx) in training and
+// g·dy with running statistics, dy masked by the fused activation.
+TARGET void nn_bn_dx(float *dx, const float *x, const float *dy, const float *y, int act,
+		ptrdiff_t n, ptrdiff_t stride, ptrdiff_t sp, int train, nn_bn_coef k) {
+	const double g = k.g, mean = k.mean, inv = k.inv, mdy = k.mdy, mdyx = k.mdyx;
+	const __m256d vg = _mm256_set1_pd(g), vmean = _mm256_set1_pd(mean), vinv = _mm256_set1_pd(inv);
+	const __m256d vmdy = _mm256_set1_pd(mdy), vmdyx = _mm256_set1_pd(mdyx);
+	for (ptrdiff_t b = 0; b < n; b++) {
+		const float *xs = x + b * stride, *ds = dy + b * stride;
+		const float *ys = y ? y + b * stride : NULL;
+		float *o = dx + b * stride;
+		ptrdiff_t i = 0;
+		for (; i + 8 <= sp; i += 8) {
+			__m256 gv = _mm256_loadu_ps(ds + i);
+			if (act != NN_ACT_NONE) gv = _mm256_and_ps(gv, act_mask8(act, _mm256_loadu_ps(ys + i)));
+			__m256d glo = _mm256_cvtps_pd(_mm256_castps256_ps128(gv));
+			__m256d ghi = _mm256_cvtps_pd(_mm256_extractf128_ps(gv, 1));
+			__m256d rlo, rhi;
+			if (train) {
+				__m256 v = _mm256_loadu_ps(xs + i);
+				__m256d xlo = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), vmean), vinv);
+				__m256d xhi = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), vmean), vinv);
+				rlo = _mm256_mul_pd(vg, _mm256_fnmadd_pd(xlo, vmdyx, _mm256_sub_pd(glo, vmdy)));
+				rhi = _mm256_mul_pd(vg, _mm256_fnmadd_pd(xhi, vmdyx, _mm256_sub_pd(ghi, vmdy)));
+			} else {
+				rlo = _mm256_mul_pd(glo, vg);
+				rhi = _mm256_mul_pd(ghi, vg);
+			}
+			__m256 r = _mm256_set_m128(_mm256_cvtpd_ps(rhi), _mm256_cvtpd_ps(rlo));
+			_mm256_storeu_ps(o + i, r);
+		}
+		for (; i < sp; i++) {
+			double gv = ds[i];
+			if (act != NN_ACT_NONE && !act_pass(act, ys[i])) gv = 0;
+			if (train) {
+				double xhat = ((double)xs[i] - mean) * inv;
+				o[i] = (float)(g * (gv - mdy - xhat * mdyx));
+			} else {
+				o[i] = (float)(gv * g);
+			}
+		}
+	}
+}
+
+// nn_act_forward writes act(x) (ReLU or ReLU6) for n floats.
+TARGET void nn_act_forward(int act, float *out, const float *x, ptrdiff_t n) {
+	ptrdiff_t i = 0;
+	for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, act8(act, _mm256_loadu_ps(x + i)));
+	for (; i < n; i++) out[i] = act1(act, x[i]);
+}
+
+// nn_act_backward writes dy where the activation passes the gradient of
+// its input x, zero elsewhere.
+TARGET void nn_act_backward(int act, float *dx, const float *dy, const float *x, ptrdiff_t n) {
+	ptrdiff_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(dx + i, _mm256_and_ps(_mm256_loadu_ps(dy + i), act_mask8(act, _mm256_loadu_ps(x + i))));
+	for (; i < n; i++) dx[i] = act_pass(act, x[i]) ? dy[i] : 0;
+}
+
+// nn_add writes a + b for n floats.
+TARGET void nn_add(float *out, const float *a, const float *b, ptrdiff_t n) {
+	ptrdiff_t i = 0;
+	for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+	for (; i < n; i++) out[i] = a[i] + b[i];
+}

@@ -1,0 +1,37 @@
+//go:build !cgo || !amd64
+
+package nn
+
+// Without cgo (or off amd64) every kernel is the portable Go version.
+
+func im2col(g *convGeom, col, x []float32, imgStride, cnt int) { im2colGo(g, col, x, imgStride, cnt) }
+
+func col2im(g *convGeom, dx []float32, imgStride, cnt int, col []float32) {
+	col2imGo(g, dx, imgStride, cnt, col)
+}
+
+func copyBlocks(dst []float32, dOuter, dInner int, src []float32, sOuter, sInner, outer, inner, n int) {
+	copyBlocksGo(dst, dOuter, dInner, src, sOuter, sInner, outer, inner, n)
+}
+
+func channelSums(x, grad, y []float32, act actCode, n, c, sp, ch int) (sx, sxx, sdy, sdyx float64) {
+	return channelSumsGo(x, grad, y, act, n, c, sp, ch)
+}
+
+func bnApply(out, x []float32, n, c, sp, ch int, scale, shift float32, act actCode) {
+	bnApplyGo(out, x, n, c, sp, ch, scale, shift, act)
+}
+
+func bnDx(dx, x, dy, y []float32, act actCode, n, c, sp, ch int, train bool, k *bnCoef) {
+	bnDxGo(dx, x, dy, y, act, n, c, sp, ch, train, k)
+}
+
+func actForward(a actCode, out, x []float32) { actForwardGo(a, out, x) }
+
+func actBackward(a actCode, dx, dy, x []float32) { actBackwardGo(a, dx, dy, x) }
+
+func addVec(out, a, b []float32) { addGo(out, a, b) }
+
+// Kernels names the kernel set in use: always "go" in builds without cgo or
+// off amd64.
+func Kernels() string { return "go" }
