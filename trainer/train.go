@@ -171,6 +171,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if cfg == nil || len(o.Shards) == 0 || o.Out == "" {
 		return nil, errors.New("trainer: Config, Shards and Out are required")
 	}
+	if cfg.Train.JointLinearProbe {
+		return nil, errors.New("TRAIN.JOINT_LINEAR_PROBE: the joint linear probe is not built yet; set it to false " +
+			"(pretrain's --knn-train/--knn-val monitor measures the representation during training)")
+	}
 	cfg = cfg.Clone()
 	if o.Epochs > 0 {
 		cfg.Solver.TotalEpochs = o.Epochs
