@@ -34,7 +34,7 @@ const (
 	protoSemi10 = "semi10"
 )
 
-var allProtocols = []string{protoKNN, protoLinear, protoSemi1, protoSemi10}
+var allProtocols = []string{protoKNN, protoLinear, protoSemi1, protoSemi10, protoDetection}
 
 // evalModel is one model to score.
 type evalModel struct {
@@ -55,6 +55,7 @@ type evalSpec struct {
 	Seed                 uint64
 	Linear               eval.LinearConfig
 	Finetune             finetune.Config
+	Detection            detectSpec // the detection protocol's sets and settings
 	Progress             io.Writer
 }
 
@@ -133,6 +134,15 @@ func evaluateModels(ctx context.Context, models []evalModel, spec evalSpec, out 
 	if format == "" {
 		format = viewCfg.Data.Format
 	}
+	// Detection alone needs no classification sources; its own sets are
+	// loaded (and checked) before any model is scored.
+	det, err := prepareDetection(ctx, spec, viewCfg)
+	if err != nil {
+		return nil, err
+	}
+	if !hasClassification(spec.Protocols) {
+		return detectionOnly(ctx, models, spec, out, det)
+	}
 	trainList, err := source.List(ctx, format, spec.Train, source.Options{Split: spec.TrainSplit})
 	if err != nil {
 		return nil, fmt.Errorf("--train: %w", err)
@@ -154,7 +164,7 @@ func evaluateModels(ctx context.Context, models []evalModel, spec evalSpec, out 
 	classes := len(trainList.Classes)
 	var rows []report.Row
 	for _, m := range models {
-		row, err := evaluateModel(ctx, m, spec, format, out, trainList, valList, classes)
+		row, err := evaluateModel(ctx, m, spec, format, out, trainList, valList, classes, det)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.Name, err)
 		}
@@ -170,7 +180,7 @@ func clip(s []string) string {
 	return fmt.Sprint(s)
 }
 
-func evaluateModel(ctx context.Context, m evalModel, spec evalSpec, format, out string, trainList, valList *source.Listing, classes int) (*report.Row, error) {
+func evaluateModel(ctx context.Context, m evalModel, spec evalSpec, format, out string, trainList, valList *source.Listing, classes int, det *detectionData) (*report.Row, error) {
 	row := &report.Row{Name: m.Name, Method: m.Method, Setting: m.Setting, Dataset: datasetName(m, spec),
 		Metrics: map[string]float64{}, Protocols: map[string]string{}, Seconds: map[string]float64{}, Training: m.Training}
 	dir := storage.Join(out, "features", slug(m.Name))
@@ -255,6 +265,13 @@ func evaluateModel(ctx context.Context, m evalModel, spec evalSpec, format, out 
 			}
 			row.Metrics[p+"_top1"] = top1
 			row.Protocols[p] = desc
+		case protoDetection:
+			if m.RawPixels {
+				continue // no backbone to put a detector on
+			}
+			if err := detectionProtocol(ctx, m, spec, det, out, row); err != nil {
+				return nil, err
+			}
 		}
 		row.Seconds[p] = time.Since(t).Seconds()
 		if spec.Progress != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer"
+	"github.com/sslight-go/sslight/trainer/detect"
 	"github.com/sslight-go/sslight/trainer/eval"
 	"github.com/sslight-go/sslight/trainer/finetune"
 )
@@ -81,7 +82,9 @@ func runRun(ctx context.Context, args []string) error {
 	limit := fs.Int("limit", 0, "use only the first N listed images for pre-training (0 = all)")
 	evalTrain := fs.String("eval-train", "", "labelled source for the protocols' train side (default --source)")
 	evalVal := fs.String("eval-val", "", "labelled validation source (required unless --no-eval)")
-	protocols := fs.String("protocols", "knn,linear", "comma-separated: knn, linear, semi1, semi10")
+	protocols := fs.String("protocols", "knn,linear", "comma-separated: knn, linear, semi1, semi10, detection")
+	detTrain := fs.String("det-train", "", "detection protocol: COCO-format root to fine-tune on (split train; see sslight eval --help)")
+	detVal := fs.String("det-val", "", "detection protocol: COCO-format root to score on (split val)")
 	refs := fs.String("references", "raw,random", "reference rows to add: raw (pixels), random (init); empty for none")
 	noEval := fs.Bool("no-eval", false, "stop after pre-training")
 	storageMode := fs.String("storage", "local", "local, or emulator: gs:// URIs on an in-process GCS emulator")
@@ -239,7 +242,8 @@ func runRun(ctx context.Context, args []string) error {
 		}
 		evalModels = append(evalModels, models...)
 		spec := evalSpec{Train: *evalTrain, Val: *evalVal, Format: firstCfg.Data.Format, Protocols: strings.Split(*protocols, ","),
-			Seed: uint64(firstCfg.Seed), Linear: eval.DefaultLinearConfig(), Finetune: finetune.DefaultConfig(), Progress: progress}
+			Seed: uint64(firstCfg.Seed), Linear: eval.DefaultLinearConfig(), Finetune: finetune.DefaultConfig(), Progress: progress,
+			Detection: detectSpec{Train: *detTrain, Val: *detVal, TrainSplit: "train", ValSplit: "val", Config: detect.DefaultConfig()}}
 		var rows []report.Row
 		if err := stage("eval", fmt.Sprintf("%d models × %s", len(evalModels), *protocols), func() error {
 			var err error
