@@ -176,19 +176,11 @@ func (m *dinoModel) forwardBackward(b *Batch) (float32, error) {
 	if m.xLocal != nil {
 		copy(m.xLocal.Float32s(), b.Local)
 	}
-	m.tvm.Reset()
-	if err := m.tvm.RunAll(); err != nil {
-		return 0, fmt.Errorf("teacher forward: %w", err)
-	}
-	copy(m.teacherIn.Float32s(), m.teacherOut.Value().Data().([]float32))
-	m.svm.Reset()
-	if err := m.svm.RunAll(); err != nil {
-		return 0, fmt.Errorf("student forward/backward: %w", err)
-	}
-	if err := gradients(m.studentNodes, m.optParams); err != nil {
+	if err := runMachine(m.tvm, "teacher forward"); err != nil {
 		return 0, err
 	}
-	return m.lossNode.Value().Data().(float32), nil
+	copy(m.teacherIn.Float32s(), m.teacherOut.Value().Data().([]float32))
+	return trainableStep(m.svm, "student forward/backward", m.studentNodes, m.optParams, m.lossNode)
 }
 
 // adjustGradients clips (SOLVER.CLIP_GRAD) and drops the last layer's

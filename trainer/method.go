@@ -188,3 +188,25 @@ func tensorOf(f *safetensors.File, name string, dtype safetensors.DType, n int) 
 	}
 	return t, nil
 }
+
+// runMachine resets vm and runs it, naming the pass that failed.
+func runMachine(vm gorgonia.VM, what string) error {
+	vm.Reset()
+	if err := vm.RunAll(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// trainableStep runs the graph that holds the loss and its backward pass
+// and binds the gradients of nodes to params: the common tail of every
+// method's forwardBackward. It returns the loss.
+func trainableStep(vm gorgonia.VM, what string, nodes []*gorgonia.Node, params []*optim.Param, loss *gorgonia.Node) (float32, error) {
+	if err := runMachine(vm, what); err != nil {
+		return 0, err
+	}
+	if err := gradients(nodes, params); err != nil {
+		return 0, err
+	}
+	return loss.Value().Data().(float32), nil
+}

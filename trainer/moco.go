@@ -181,19 +181,11 @@ func (m *mocoModel) forwardBackward(b *Batch) (float32, error) {
 	if m.xLocal != nil {
 		copy(m.xLocal.Float32s(), b.Local)
 	}
-	m.kvm.Reset()
-	if err := m.kvm.RunAll(); err != nil {
-		return 0, fmt.Errorf("key forward: %w", err)
-	}
-	copy(m.keyIn.Float32s(), m.keyOut.Value().Data().([]float32))
-	m.qvm.Reset()
-	if err := m.qvm.RunAll(); err != nil {
-		return 0, fmt.Errorf("query forward/backward: %w", err)
-	}
-	if err := gradients(m.queryNodes, m.optParams); err != nil {
+	if err := runMachine(m.kvm, "key forward"); err != nil {
 		return 0, err
 	}
-	return m.lossNode.Value().Data().(float32), nil
+	copy(m.keyIn.Float32s(), m.keyOut.Value().Data().([]float32))
+	return trainableStep(m.qvm, "query forward/backward", m.queryNodes, m.optParams, m.lossNode)
 }
 
 // adjustGradients clips the query encoder's gradients when

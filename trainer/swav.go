@@ -121,14 +121,7 @@ func (m *swavModel) forwardBackward(b *Batch) (float32, error) {
 	if m.xLocal != nil {
 		copy(m.xLocal.Float32s(), b.Local)
 	}
-	m.vm.Reset()
-	if err := m.vm.RunAll(); err != nil {
-		return 0, fmt.Errorf("forward/backward: %w", err)
-	}
-	if err := gradients(m.nodes, m.optParams); err != nil {
-		return 0, err
-	}
-	return m.lossNode.Value().Data().(float32), nil
+	return trainableStep(m.vm, "forward/backward", m.nodes, m.optParams, m.lossNode)
 }
 
 // adjustGradients drops the prototypes' gradients during the first
