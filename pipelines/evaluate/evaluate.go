@@ -25,7 +25,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -241,7 +240,7 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 		},
 	})
 
-	stop := startProgress(opts.Progress, listing.Inputs(), start)
+	stop := transforms.StartProgress(opts.Progress, "evaluate: features", "images", listing.Inputs(), start)
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	stop()
 	if err != nil {
@@ -260,7 +259,7 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 		Checkpoint: info.Checkpoint, Arch: info.Arch, Source: listing.Root, Format: listing.Format, Split: opts.Split,
 		ConfigHash: hash, ViewSize: view.Size, Dim: ix.Dim, Inputs: ix.Inputs, Samples: ix.Samples,
 		DeadLetters: ix.DeadLetters, Parts: len(ix.Files), BatchSize: spec.BatchSize, Workers: workers,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), WallSeconds: wall, Runner: runnerName()}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), WallSeconds: wall, Runner: transforms.RunnerName()}
 	if wall > 0 {
 		sum.ImagesPerSec = float64(ix.Inputs) / wall
 	}
@@ -358,40 +357,4 @@ func meanStd(v []float64) [3]float32 {
 		}
 	}
 	return out
-}
-
-func runnerName() string {
-	if f := flag.Lookup("runner"); f != nil && f.Value.String() != "" {
-		return f.Value.String()
-	}
-	return "prism"
-}
-
-// startProgress prints "done/total images" lines until stop is called.
-func startProgress(w io.Writer, total int, start time.Time) (stop func()) {
-	transforms.Progress.Store(0)
-	if w == nil || total <= 0 {
-		return func() {}
-	}
-	done, finished := make(chan struct{}), make(chan struct{})
-	line := func() string {
-		n := transforms.Progress.Load()
-		el := time.Since(start)
-		return fmt.Sprintf("evaluate: features %d/%d images  %.1f/s  elapsed %s ", n, total, float64(n)/el.Seconds(), el.Round(time.Second))
-	}
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				fmt.Fprintf(w, "\r%s\n", line())
-				return
-			case <-t.C:
-				fmt.Fprintf(w, "\r%s", line())
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
 }

@@ -13,7 +13,6 @@ package prepare
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -152,7 +151,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		},
 	})
 
-	stop := startProgress(opts.Progress, opts.Epochs*len(listing.Items), start)
+	stop := transforms.StartProgress(opts.Progress, "prepare", "images·epochs", opts.Epochs*len(listing.Items), start)
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	stop()
 	if err != nil {
@@ -167,7 +166,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{
 		Source: listing.Root, Format: listing.Format, Out: opts.Out, Manifest: manifestURI,
 		ConfigHash: hash, Seed: seed, Epochs: opts.Epochs, Inputs: listing.Inputs(),
-		Shards: len(m.Shards), WallSeconds: wall, Runner: runnerName(), Parallelism: workers,
+		Shards: len(m.Shards), WallSeconds: wall, Runner: transforms.RunnerName(), Parallelism: workers,
 	}
 	for _, sh := range m.Shards {
 		sum.Samples += sh.Samples
@@ -215,67 +214,4 @@ func checkOutput(ctx context.Context, manifestURI, hash string, overwrite bool) 
 			"choose another --out, or pass --overwrite", manifestURI, m.ConfigHash, hash)
 	}
 	return nil
-}
-
-func runnerName() string {
-	if f := flagValue("runner"); f != "" {
-		return f
-	}
-	return "prism"
-}
-
-// startProgress prints "[done/total] rate ETA" lines until stop is called.
-func startProgress(w io.Writer, total int, start time.Time) (stop func()) {
-	transforms.Progress.Store(0)
-	if w == nil || total <= 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				fmt.Fprintf(w, "\r%s\n", progressLine(int(transforms.Progress.Load()), total, time.Since(start)))
-				return
-			case <-t.C:
-				fmt.Fprintf(w, "\r%s", progressLine(int(transforms.Progress.Load()), total, time.Since(start)))
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
-}
-
-func progressLine(done, total int, el time.Duration) string {
-	const width = 30
-	frac := float64(done) / float64(total)
-	frac = min(frac, 1)
-	bar := make([]byte, width)
-	for i := range bar {
-		if float64(i) < frac*width {
-			bar[i] = '='
-		} else {
-			bar[i] = ' '
-		}
-	}
-	rate := float64(done) / el.Seconds()
-	eta := "?"
-	if rate > 0 && done < total {
-		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
-	} else if done >= total {
-		eta = "0s"
-	}
-	return fmt.Sprintf("prepare [%s] %d/%d images·epochs  %.1f/s  elapsed %s  ETA %s ",
-		bar, done, total, rate, el.Round(time.Second), eta)
-}
-
-// flagValue reads a global (Beam) flag without importing the runner packages.
-func flagValue(name string) string {
-	if f := flag.Lookup(name); f != nil {
-		return f.Value.String()
-	}
-	return ""
 }
