@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/chewxy/hm"
+	"github.com/sslight-go/sslight/trainer/nn"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -97,7 +98,7 @@ func (op *fwdOp) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *fwdOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	in, err := float32s(op.k.name(), vals, op.in)
+	in, err := nn.InputData(op.k.name(), vals, op.in)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +153,7 @@ func (op *gradOp) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *gradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	all, err := float32s(op.String(), vals, op.all())
+	all, err := nn.InputData(op.String(), vals, op.all())
 	if err != nil {
 		return nil, err
 	}
@@ -163,27 +164,5 @@ func (op *gradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	d := out.Float32s()
 	clear(d)
 	op.k.backward(op.wrt, d, all[n+1], all[n], all[:n], op.in)
-	return out, nil
-}
-
-// float32s checks the values' types and shapes and returns their data.
-func float32s(name string, vals []gorgonia.Value, shapes []tensor.Shape) ([][]float32, error) {
-	if len(vals) != len(shapes) {
-		return nil, fmt.Errorf("%s: %d inputs, want %d", name, len(vals), len(shapes))
-	}
-	out := make([][]float32, len(vals))
-	for i, v := range vals {
-		t, ok := v.(tensor.Tensor)
-		if !ok || t.Dtype() != tensor.Float32 {
-			return nil, fmt.Errorf("%s: input %d is %T, want a float32 tensor", name, i, v)
-		}
-		if !t.Shape().Eq(shapes[i]) {
-			return nil, fmt.Errorf("%s: input %d has shape %v, want %v", name, i, t.Shape(), shapes[i])
-		}
-		if !t.IsNativelyAccessible() || t.RequiresIterator() {
-			return nil, fmt.Errorf("%s: input %d is not a contiguous dense tensor", name, i)
-		}
-		out[i] = t.Data().([]float32)
-	}
 	return out, nil
 }

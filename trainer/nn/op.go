@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 	"hash"
 	"hash/fnv"
@@ -101,7 +102,7 @@ func (op *fwdOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *fwdOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	in, err := float32s(op.k.name(), vals, op.inShapes)
+	in, err := InputData(op.k.name(), vals, op.inShapes)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func (op *gradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 
 func (op *gradOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	shapes := append(append([]tensor.Shape{}, op.inShapes...), op.outShape, op.outShape)
-	all, err := float32s(op.String(), vals, shapes)
+	all, err := InputData(op.String(), vals, shapes)
 	if err != nil {
 		return nil, err
 	}
@@ -193,8 +194,15 @@ func hashOf(op hasher) uint32 {
 	return h.Sum32()
 }
 
-// float32s checks the values' types and shapes and returns their data.
-func float32s(name string, vals []gorgonia.Value, shapes []tensor.Shape) ([][]float32, error) {
+// ErrShape reports an op input whose shape differs from the one the
+// op was built for.
+var ErrShape = errors.New("shape mismatch")
+
+// InputData checks that vals are contiguous float32 tensors of the given
+// shapes and returns their data: the argument check of every coarse op's
+// Do, here and in the packages that write their own ops (trainer/ssl's
+// losses, trainer/detect's).
+func InputData(name string, vals []gorgonia.Value, shapes []tensor.Shape) ([][]float32, error) {
 	if len(vals) != len(shapes) {
 		return nil, fmt.Errorf("%s: %d inputs, want %d", name, len(vals), len(shapes))
 	}
@@ -205,7 +213,7 @@ func float32s(name string, vals []gorgonia.Value, shapes []tensor.Shape) ([][]fl
 			return nil, fmt.Errorf("%s: input %d is %T, want a float32 tensor", name, i, v)
 		}
 		if !t.Shape().Eq(shapes[i]) {
-			return nil, fmt.Errorf("%s: input %d has shape %v, want %v", name, i, t.Shape(), shapes[i])
+			return nil, fmt.Errorf("%s: input %d has shape %v, want %v: %w", name, i, t.Shape(), shapes[i], ErrShape)
 		}
 		if !t.IsNativelyAccessible() || t.RequiresIterator() {
 			return nil, fmt.Errorf("%s: input %d is not a contiguous dense tensor", name, i)

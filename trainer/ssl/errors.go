@@ -1,6 +1,10 @@
 package ssl
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/sslight-go/sslight/trainer/nn"
+)
 
 // ErrConfig reports a loss configuration the reference cannot run (for
 // example re-balanced weighting with no local views, whose local term
@@ -10,4 +14,4 @@ var ErrConfig = errors.New("invalid loss configuration")
 // ErrShape reports inputs whose shapes do not fit the loss configuration
 // (rows not a whole number of views, mismatched widths, a state of the wrong
 // size).
-var ErrShape = errors.New("shape mismatch")
+var ErrShape = nn.ErrShape

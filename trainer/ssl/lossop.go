@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 
 	"github.com/chewxy/hm"
+	"github.com/sslight-go/sslight/trainer/nn"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -81,7 +82,7 @@ func (op *lossOp) WriteHash(h hash.Hash) {
 func (op *lossOp) Hashcode() uint32 { return hashOf(op) }
 
 func (op *lossOp) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	in, err := float32s(op.k.name(), vals, op.inShapes)
+	in, err := nn.InputData(op.k.name(), vals, op.inShapes)
 	if err != nil {
 		return nil, err
 	}
@@ -191,27 +192,4 @@ func hashOf(op hasher) uint32 {
 	h := fnv.New32a()
 	op.WriteHash(h)
 	return h.Sum32()
-}
-
-// float32s checks the values' types and shapes and returns their data.
-func float32s(name string, vals []gorgonia.Value, shapes []tensor.Shape) ([][]float32, error) {
-	if len(vals) != len(shapes) {
-		return nil, fmt.Errorf("%s: %d inputs, want %d", name, len(vals), len(shapes))
-	}
-	out := make([][]float32, len(vals))
-	for i, v := range vals {
-		t, ok := v.(tensor.Tensor)
-		if !ok || t.Dtype() != tensor.Float32 {
-			return nil, fmt.Errorf("%s: input %d is %T, want a float32 tensor", name, i, v)
-		}
-		if !t.Shape().Eq(shapes[i]) {
-			return nil, fmt.Errorf("%s: input %d has shape %v, want %v: %w", name, i, t.Shape(), shapes[i], ErrShape)
-		}
-		d, ok := t.Data().([]float32)
-		if !ok {
-			return nil, fmt.Errorf("%s: input %d holds %T, want []float32", name, i, t.Data())
-		}
-		out[i] = d
-	}
-	return out, nil
 }
