@@ -154,8 +154,8 @@ func newDINOModel(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (
 }
 
 func (m *dinoModel) close() {
-	m.svm.Close()
-	m.tvm.Close()
+	nn.CloseMachine(m.svm)
+	nn.CloseMachine(m.tvm)
 }
 
 func (m *dinoModel) startEpoch(int) error { return nil }

@@ -155,8 +155,8 @@ func newMoCoModel(cfg *configs.Config, geo Geometry, batch int) (*mocoModel, err
 }
 
 func (m *mocoModel) close() {
-	m.qvm.Close()
-	m.kvm.Close()
+	nn.CloseMachine(m.qvm)
+	nn.CloseMachine(m.kvm)
 }
 
 func (m *mocoModel) startEpoch(int) error { return nil }

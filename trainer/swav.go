@@ -95,7 +95,7 @@ func newSwAVModel(cfg *configs.Config, geo Geometry, batch int) (*swavModel, err
 	return m, nil
 }
 
-func (m *swavModel) close() { m.vm.Close() }
+func (m *swavModel) close() { nn.CloseMachine(m.vm) }
 
 // startEpoch creates the queue from SWAV.EPOCH_QUEUE_STARTS on (all zeros,
 // once) and clears use_the_queue, as the reference's train_epoch does.

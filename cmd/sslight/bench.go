@@ -19,6 +19,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/nn"
 )
 
 func init() {
@@ -257,7 +258,7 @@ func timePhase(ctx context.Context, cfg benchModelConfig, train bool) (*phase, e
 		}
 	}
 	vm := gorgonia.NewTapeMachine(g)
-	defer vm.Close()
+	defer nn.CloseMachine(vm)
 	step := func() error {
 		vm.Reset()
 		if err := vm.RunAll(); err != nil {

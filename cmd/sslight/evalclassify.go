@@ -21,6 +21,7 @@ import (
 	"github.com/sslight-go/sslight/trainer"
 	"github.com/sslight-go/sslight/trainer/backbone"
 	"github.com/sslight-go/sslight/trainer/eval"
+	"github.com/sslight-go/sslight/trainer/features"
 	"github.com/sslight-go/sslight/trainer/finetune"
 	"github.com/sslight-go/sslight/transforms"
 	"github.com/sslight-go/sslight/transforms/source"
@@ -122,6 +123,9 @@ func evaluateModels(ctx context.Context, models []evalModel, spec evalSpec, out 
 			return nil, fmt.Errorf("unknown protocol %q (have %s)", p, strings.Join(allProtocols, ", "))
 		}
 	}
+	if err := checkCheckpoints(ctx, models); err != nil {
+		return nil, err
+	}
 	viewCfg := models[0].Config
 	if viewCfg == nil {
 		c, _, err := checkpointConfig(ctx, models[0].Checkpoint)
@@ -171,6 +175,23 @@ func evaluateModels(ctx context.Context, models []evalModel, spec evalSpec, out 
 		rows = append(rows, *row)
 	}
 	return rows, nil
+}
+
+// checkCheckpoints loads every checkpoint strictly (architecture, tensor
+// names and shapes) so that a broken second checkpoint fails the command
+// before the first one's features are extracted.
+func checkCheckpoints(ctx context.Context, models []evalModel) error {
+	for _, m := range models {
+		if m.Checkpoint == "" || m.RandomInit || m.RawPixels {
+			continue
+		}
+		fm, err := features.LoadCheckpoint(ctx, m.Checkpoint)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
+		fm.Close()
+	}
+	return nil
 }
 
 func clip(s []string) string {

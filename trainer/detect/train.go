@@ -277,7 +277,7 @@ func Train(m *Model, set *Set, cfg Config) (*TrainResult, error) {
 		return nil, fmt.Errorf("backward: %w", err)
 	}
 	vm := gorgonia.NewTapeMachine(gr.g)
-	defer vm.Close()
+	defer nn.CloseMachine(vm)
 	opt, err := optim.New(cfg.Optimizer, optim.GroupParams(ops, optim.GroupConfig{WDFactorForBias: 0, WDFactorForDW: 1}), cfg.Momentum)
 	if err != nil {
 		return nil, err
@@ -363,7 +363,7 @@ func Predict(m *Model, set *Set, maxDets int) ([]cocojson.Result, error) {
 	built := map[int]*graph{}
 	defer func() {
 		for _, vm := range graphs {
-			vm.Close()
+			nn.CloseMachine(vm)
 		}
 	}()
 	var out []cocojson.Result

@@ -34,6 +34,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer"
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/nn"
 )
 
 // Arch names a backbone and the options that shape its tensors.
@@ -89,8 +90,8 @@ type run struct {
 	out *gorgonia.Node
 }
 
-// maxRuns bounds the compiled graphs a Model keeps: one per batch size
-// used (the full batch and powers of two for the remainders) and view size.
+// maxRuns bounds the compiled graphs a Model keeps: one per view size and
+// batch size used (the full batch; powers of two for short calls).
 const maxRuns = 16
 
 // LoadCheckpoint loads the student backbone of a checkpoint folder
@@ -233,9 +234,11 @@ func (m *Model) Dim(h, w int) int {
 
 // DefaultBatchSize is the batch size used for h×w views when BatchSize is
 // 0: 16 at 224×224, scaled inversely with the pixel count (the graph keeps
-// every activation of the batch), between 1 and 256.
+// every activation of the batch), between 1 and 64. Larger batches did not
+// extract faster (an op already spreads 64 images over the CPUs) and cost
+// memory per graph and padding per short batch.
 func DefaultBatchSize(h, w int) int {
-	return max(1, min(256, 16*224*224/max(1, h*w)))
+	return max(1, min(64, 16*224*224/max(1, h*w)))
 }
 
 // Extract returns the features of images, row-major [len(images), Dim]:
@@ -263,15 +266,20 @@ func (m *Model) Extract(images [][]float32, h, w int) ([]float32, error) {
 	if bs <= 0 {
 		bs = DefaultBatchSize(h, w)
 	}
+	// Every batch runs through one graph of bs images per view size: a
+	// graph keeps all its activations (bs×1.6 MB for the Fashion-MNIST
+	// ResNet-18 at 28 px), so one graph per remainder size multiplied the
+	// memory, while zero-padding a short batch costs at most one batch
+	// of compute per call. A call with fewer than bs images in all, when
+	// no full-batch graph exists yet, gets a graph of the next power of
+	// two instead (a one-image probe would otherwise run a full batch).
+	g := bs
+	if _, ok := m.runs[runKey{bs, h, w}]; !ok && len(images) < bs {
+		g = 1 << bits.Len(uint(len(images)-1))
+	}
 	for i := 0; i < len(images); {
-		n := min(bs, len(images)-i)
-		if n < bs {
-			// Remainders run in power-of-two batches, so a Model compiles
-			// at most log2(BatchSize)+2 graphs per view size, whatever the
-			// group sizes it meets.
-			n = 1 << (bits.Len(uint(n)) - 1)
-		}
-		r, err := m.run(n, h, w)
+		n := min(g, len(images)-i)
+		r, err := m.run(g, h, w)
 		if err != nil {
 			return nil, err
 		}
@@ -279,6 +287,7 @@ func (m *Model) Extract(images [][]float32, h, w int) ([]float32, error) {
 		for j := 0; j < n; j++ {
 			copy(x[j*3*h*w:], images[i+j])
 		}
+		clear(x[n*3*h*w:]) // padding rows: their features are dropped
 		r.vm.Reset()
 		if err := r.vm.RunAll(); err != nil {
 			return nil, fmt.Errorf("features: %s forward on %d images of %d×%d: %w", m.arch.Name, n, h, w, err)
@@ -318,7 +327,7 @@ func (m *Model) run(n, h, w int) (*run, error) {
 // rebuilt on demand).
 func (m *Model) Close() {
 	for _, r := range m.runs {
-		r.vm.Close()
+		nn.CloseMachine(r.vm)
 	}
 	m.runs = nil
 }

@@ -134,7 +134,7 @@ func Run(bb backbone.Backbone, train, val Images, classes int, cfg Config) (*Res
 		return nil, fmt.Errorf("backward: %w", err)
 	}
 	vm := gorgonia.NewTapeMachine(g)
-	defer vm.Close()
+	defer nn.CloseMachine(vm)
 	opt, err := optim.New("SGD", optim.GroupParams(ops, optim.GroupConfig{WDFactorForBias: 1, WDFactorForDW: 1}), cfg.Momentum)
 	if err != nil {
 		return nil, err
@@ -223,7 +223,7 @@ func Evaluate(bb backbone.Backbone, head *nn.Linear, set Images, classes int) (t
 	graphs := map[int]*evalGraph{}
 	defer func() {
 		for _, eg := range graphs {
-			eg.vm.Close()
+			nn.CloseMachine(eg.vm)
 		}
 	}()
 	for lo := 0; lo < set.N; lo += evalBatch {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"weak"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -18,8 +19,13 @@ type Param struct {
 	Name  string
 	Value *tensor.Dense // float32
 
+	// nodes holds the parameter's node in each graph weakly: a graph owns
+	// its nodes and every op's buffers (all of a batch's activations), so
+	// a strong reference here kept each graph a model was ever run in
+	// alive as long as the model (gigabytes when feature extraction
+	// rebuilt graphs per part).
 	mu    sync.Mutex
-	nodes map[*gorgonia.ExprGraph]*gorgonia.Node
+	nodes map[weak.Pointer[gorgonia.ExprGraph]]weak.Pointer[gorgonia.Node]
 }
 
 // NewParam returns a zero parameter of the given shape.
@@ -34,18 +40,27 @@ func (p *Param) Data() []float32 { return p.Value.Float32s() }
 func (p *Param) Node(g *gorgonia.ExprGraph) *gorgonia.Node {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n, ok := p.nodes[g]; ok {
-		return n
+	key := weak.Make(g)
+	if w, ok := p.nodes[key]; ok {
+		if n := w.Value(); n != nil {
+			return n
+		}
 	}
 	if p.nodes == nil {
-		p.nodes = map[*gorgonia.ExprGraph]*gorgonia.Node{}
+		p.nodes = map[weak.Pointer[gorgonia.ExprGraph]]weak.Pointer[gorgonia.Node]{}
+	}
+	// Forget the graphs that are gone (their nodes went with them).
+	for k, w := range p.nodes {
+		if k.Value() == nil || w.Value() == nil {
+			delete(p.nodes, k)
+		}
 	}
 	// gorgonia merges input nodes of equal name and shape, so the node name
 	// carries the parameter's identity: a student and a teacher with the
 	// same state-dict names must stay two sets of nodes.
 	n := gorgonia.NewTensor(g, tensor.Float32, p.Value.Dims(), gorgonia.WithShape(p.Value.Shape()...),
 		gorgonia.WithName(fmt.Sprintf("%s@%p", p.Name, p)), gorgonia.WithValue(p.Value))
-	p.nodes[g] = n
+	p.nodes[key] = weak.Make(n)
 	return n
 }
 

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sslight-go/sslight/sinks/safetensors"
+	"github.com/sslight-go/sslight/trainer"
+)
+
+// TestEvalRejectsBadInputEarly checks that every bad input the issue names
+// (a label set that does not match, an empty validation set, unlabelled
+// training data, a checkpoint with a missing tensor or of another
+// architecture) fails `sslight eval` with an error naming the problem
+// before any feature extraction starts: nothing is written under --out.
+func TestEvalRejectsBadInputEarly(t *testing.T) {
+	root := t.TempDir()
+	train, val := filepath.Join(root, "train"), filepath.Join(root, "val")
+	exportMini(t, "train", train, 3)
+	exportMini(t, "t10k", val, 2)
+
+	// A validation set missing one class.
+	fewer := filepath.Join(root, "val-9")
+	exportMini(t, "t10k", fewer, 2)
+	ents, err := os.ReadDir(fewer)
+	if err != nil || len(ents) != 10 {
+		t.Fatalf("exported %d class folders (%v), want 10", len(ents), err)
+	}
+	if err := os.RemoveAll(filepath.Join(fewer, ents[9].Name())); err != nil {
+		t.Fatal(err)
+	}
+	bare := filepath.Join(root, "bare") // no class folders at all
+	if err := os.MkdirAll(bare, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// An IDX validation set whose header promises zero images.
+	empty := filepath.Join(root, "empty")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, header := range map[string][]byte{
+		"t10k-images-idx3-ubyte": {0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28},
+		"t10k-labels-idx1-ubyte": {0, 0, 8, 1, 0, 0, 0, 0},
+	} {
+		if err := os.WriteFile(filepath.Join(empty, name), header, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	good := filepath.Join(root, "good")
+	writeCheckpoint(t, good)
+	missing := filepath.Join(root, "missing")
+	writeCheckpoint(t, missing)
+	f, err := safetensors.ReadFile(filepath.Join(missing, trainer.BackboneFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := safetensors.NewFile()
+	for _, n := range f.Names {
+		if n != "layer4.1.bn2.running_var" {
+			g.Add(n, f.Tensors[n])
+		}
+	}
+	if err := safetensors.WriteFile(filepath.Join(missing, trainer.BackboneFile), g); err != nil {
+		t.Fatal(err)
+	}
+	// meta.json of one architecture over another's tensors.
+	other := filepath.Join(root, "other")
+	writeCheckpoint(t, other)
+	meta, err := os.ReadFile(filepath.Join(other, trainer.MetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, trainer.MetaFile), []byte(strings.Replace(string(meta), `"resnet18"`, `"resnet34"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"classes differ", []string{"--checkpoint", good, "--train", train, "--val", fewer},
+			[]string{"label sets do not match", "--train has classes", "--val"}},
+		{"empty validation set", []string{"--checkpoint", good, "--format", "idx", "--train", fmnistMini, "--train-split", "train",
+			"--val", empty, "--val-split", "t10k"},
+			[]string{"--val " + empty + " lists no images"}},
+		{"validation root without class folders", []string{"--checkpoint", good, "--train", train, "--val", bare},
+			[]string{"--val", "no class folders under " + bare}},
+		{"unlabelled training data", []string{"--checkpoint", good, "--train", train, "--val", val, "--format", "folder"},
+			[]string{"has no class labels"}},
+		{"second checkpoint misses a tensor", []string{"--checkpoint", good + "," + missing, "--train", train, "--val", val},
+			[]string{missing, "layer4.1.bn2.running_var"}},
+		{"checkpoint of another architecture", []string{"--checkpoint", other, "--train", train, "--val", val},
+			[]string{other, "resnet34"}},
+		{"unknown protocol", []string{"--checkpoint", good, "--train", train, "--val", val, "--protocols", "knn,linaer"},
+			[]string{`unknown protocol "linaer"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "eval")
+			args := append([]string{"--out", out, "--format", "imagenet"}, tc.args...)
+			err := runEvalClassify(context.Background(), args)
+			if err == nil {
+				t.Fatalf("sslight eval %v: no error", tc.args)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if _, statErr := os.Stat(out); !os.IsNotExist(statErr) {
+				t.Errorf("--out %s was written before the bad input was found (%v)", out, statErr)
+			}
+		})
+	}
+}
