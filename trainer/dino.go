@@ -22,6 +22,8 @@ const prefixCenter = "loss.dino.center"
 type network struct {
 	backbone backbone.Backbone
 	head     *ssl.DINOHead
+	// embedding is the last forward's backbone output node.
+	embedding *gorgonia.Node
 }
 
 func newNetwork(cfg *configs.Config, prefix string, seed uint64) (*network, error) {
@@ -50,6 +52,7 @@ func (n *network) forward(inputs []*gorgonia.Node) (logits *gorgonia.Node, err e
 	if err != nil {
 		return nil, err
 	}
+	n.embedding = e
 	logits, _, err = n.head.Forward(e, true)
 	return logits, err
 }
@@ -201,6 +204,7 @@ func (m *dinoModel) afterStep(step int) error {
 }
 
 func (m *dinoModel) params() []*optim.Param     { return m.optParams }
+func (m *dinoModel) probeInput() *gorgonia.Node { return m.student.embedding }
 func (m *dinoModel) trained() backbone.Backbone { return m.student.backbone }
 
 func (m *dinoModel) logTerms(step int) stepTerms {

@@ -52,6 +52,10 @@ type method interface {
 	// checkpoint; loadLossState restores it.
 	saveLossState(f *safetensors.File) error
 	loadLossState(f *safetensors.File) error
+	// probeInput is the student's (MoCo: the query encoder's) embedding
+	// node, [views·batch, embed_dim], whose first batch rows the joint
+	// linear probe classifies, as the reference's enc_feats[:batch_size].
+	probeInput() *gorgonia.Node
 	// close releases the graphs' machines.
 	close()
 }
@@ -66,20 +70,39 @@ type stepTerms struct {
 	momentum float64
 	// teacherTemp is DINO's teacher temperature.
 	teacherTemp float64
+	// probe says whether the joint linear probe ran; probeLoss and
+	// probeAccuracy (a fraction) are its cross-entropy and top-1.
+	probe                    bool
+	probeLoss, probeAccuracy float64
 }
 
 // newMethod builds cfg.SSLMethod's model for batches of batch samples of
 // geometry geo, with the per-iteration schedules sc.
+// With TRAIN.JOINT_LINEAR_PROBE the joint linear probe rides along.
 func newMethod(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (method, error) {
+	var (
+		m   method
+		err error
+	)
 	switch cfg.SSLMethod {
 	case "DINO":
-		return newDINOModel(cfg, geo, batch, sc)
+		m, err = newDINOModel(cfg, geo, batch, sc)
 	case "SWAV":
-		return newSwAVModel(cfg, geo, batch)
+		m, err = newSwAVModel(cfg, geo, batch)
 	case "MOCO":
-		return newMoCoModel(cfg, geo, batch)
+		m, err = newMoCoModel(cfg, geo, batch)
+	default:
+		return nil, fmt.Errorf("SSL_METHOD %q: the trainer knows DINO, SWAV and MOCO", cfg.SSLMethod)
 	}
-	return nil, fmt.Errorf("SSL_METHOD %q: the trainer knows DINO, SWAV and MOCO", cfg.SSLMethod)
+	if err != nil || !cfg.Train.JointLinearProbe {
+		return m, err
+	}
+	p, err := withLinearProbe(m, cfg.Train.NumClasses, batch, uint64(cfg.Seed)+7)
+	if err != nil {
+		m.close()
+		return nil, err
+	}
+	return p, nil
 }
 
 // backboneOptions maps the MODEL and VIT sections onto backbone.Options.

@@ -27,6 +27,8 @@ const (
 type encoder struct {
 	backbone backbone.Backbone
 	head     *ssl.MoCoHead
+	// embedding is the last forward's backbone output node.
+	embedding *gorgonia.Node
 }
 
 func newEncoder(cfg *configs.Config, prefix string, seed uint64, dropPath bool) (*encoder, error) {
@@ -52,6 +54,7 @@ func (e *encoder) forward(inputs []*gorgonia.Node) (*gorgonia.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.embedding = x
 	return e.head.Forward(x, true)
 }
 
@@ -200,6 +203,7 @@ func (m *mocoModel) adjustGradients(int, int) {
 
 func (m *mocoModel) afterStep(int) error        { return nil }
 func (m *mocoModel) params() []*optim.Param     { return m.optParams }
+func (m *mocoModel) probeInput() *gorgonia.Node { return m.query.embedding }
 func (m *mocoModel) trained() backbone.Backbone { return m.query.backbone }
 func (m *mocoModel) logTerms(int) stepTerms     { return stepTerms{momentum: m.momentum} }
 

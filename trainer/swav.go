@@ -37,6 +37,7 @@ type swavModel struct {
 	vm        gorgonia.VM
 	xGlobal   *tensor.Dense
 	xLocal    *tensor.Dense
+	embedding *gorgonia.Node // the backbone's output, for the joint probe
 	lossNode  *gorgonia.Node
 	nodes     []*gorgonia.Node
 	optParams []*optim.Param
@@ -74,6 +75,7 @@ func newSwAVModel(cfg *configs.Config, geo Geometry, batch int) (*swavModel, err
 	if err != nil {
 		return nil, err
 	}
+	m.embedding = e
 	emb, scores, err := head.Forward(e, true)
 	if err != nil {
 		return nil, err
@@ -136,6 +138,7 @@ func (m *swavModel) adjustGradients(epoch, _ int) {
 
 func (m *swavModel) afterStep(int) error        { return nil }
 func (m *swavModel) params() []*optim.Param     { return m.optParams }
+func (m *swavModel) probeInput() *gorgonia.Node { return m.embedding }
 func (m *swavModel) trained() backbone.Backbone { return m.bb }
 func (m *swavModel) logTerms(int) stepTerms     { return stepTerms{} }
 func (m *swavModel) networkEntries() []nn.Entry {

@@ -100,6 +100,11 @@ type MetricsRecord struct {
 	TeacherTemp  float64 `json:"teacher_temp"`
 	ImagesPerSec float64 `json:"images_per_sec"`
 	Elapsed      float64 `json:"elapsed_s"`
+	// SupLoss and SupAccuracy are the joint linear probe's cross-entropy
+	// and top-1 accuracy (a fraction) on the training batch(es), with
+	// TRAIN.JOINT_LINEAR_PROBE (the reference's sup_loss and sup_accu).
+	SupLoss     *float64 `json:"sup_loss,omitempty"`
+	SupAccuracy *float64 `json:"sup_accu,omitempty"`
 	// Metrics holds a monitor's results (Kind "monitor"), e.g. knn_top1.
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
@@ -170,10 +175,6 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	cfg := o.Config
 	if cfg == nil || len(o.Shards) == 0 || o.Out == "" {
 		return nil, errors.New("trainer: Config, Shards and Out are required")
-	}
-	if cfg.Train.JointLinearProbe {
-		return nil, errors.New("TRAIN.JOINT_LINEAR_PROBE: the joint linear probe is not built yet; set it to false " +
-			"(pretrain's --knn-train/--knn-val monitor measures the representation during training)")
 	}
 	cfg = cfg.Clone()
 	if o.Epochs > 0 {
@@ -314,7 +315,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		ectx, cancel := context.WithCancel(ctx)
 		batches := ld.epoch(ectx, epochShards(roots, uint64(cfg.Seed), e), uint64(cfg.Seed), e, buf, meta.StepInEpoch, ipe, skipFunc(roots))
-		var epochLoss float64
+		var epochLoss, epochSupLoss, epochSupAcc float64
 		epochSteps := 0
 		stopped := false
 		for b := range batches {
@@ -352,13 +353,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			meta.LastLoss = float64(loss)
 			epochLoss += float64(loss)
 			epochSteps++
+			terms := model.logTerms(step)
+			epochSupLoss += terms.probeLoss
+			epochSupAcc += terms.probeAccuracy
 			if step%logStep == 0 {
-				terms := model.logTerms(step)
 				el := time.Since(start).Seconds()
-				records = append(records, MetricsRecord{Kind: "step", Step: step, Epoch: e, Loss: float64(loss),
+				r := MetricsRecord{Kind: "step", Step: step, Epoch: e, Loss: float64(loss),
 					LossGlobal: terms.global, LossLocal: terms.local, LR: sc.lr[step], WD: sc.wd[step],
 					Momentum: terms.momentum, TeacherTemp: terms.teacherTemp,
-					ImagesPerSec: float64((meta.Step-startStep)*batch) / el, Elapsed: el})
+					ImagesPerSec: float64((meta.Step-startStep)*batch) / el, Elapsed: el}
+				if terms.probe {
+					r.SupLoss, r.SupAccuracy = ptr(terms.probeLoss), ptr(terms.probeAccuracy)
+				}
+				records = append(records, r)
 			}
 			prog.update(meta.Step, e, epochs, float64(loss), sc.lr[step], batch)
 			if ctx.Err() != nil || (o.MaxSteps > 0 && meta.Step-startStep >= o.MaxSteps) {
@@ -388,9 +395,15 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, fmt.Errorf("epoch %d ended after %d of %d iterations: the shards hold fewer samples than their manifests say", e, meta.StepInEpoch, ipe)
 		}
 		terms := model.logTerms(meta.Step - 1)
-		records = append(records, MetricsRecord{Kind: "epoch", Step: meta.Step - 1, Epoch: e, Loss: epochLoss / float64(max(1, epochSteps)),
+		er := MetricsRecord{Kind: "epoch", Step: meta.Step - 1, Epoch: e, Loss: epochLoss / float64(max(1, epochSteps)),
 			LR: sc.lr[meta.Step-1], WD: sc.wd[meta.Step-1], Momentum: terms.momentum, TeacherTemp: terms.teacherTemp,
-			ImagesPerSec: float64((meta.Step-startStep)*batch) / time.Since(start).Seconds(), Elapsed: time.Since(start).Seconds()})
+			ImagesPerSec: float64((meta.Step-startStep)*batch) / time.Since(start).Seconds(), Elapsed: time.Since(start).Seconds()}
+		if terms.probe && epochSteps > 0 {
+			// Means over this process's steps of the epoch (a resumed
+			// epoch's count starts at the resume).
+			er.SupLoss, er.SupAccuracy = ptr(epochSupLoss/float64(epochSteps)), ptr(epochSupAcc/float64(epochSteps))
+		}
+		records = append(records, er)
 		meta.Epoch++
 		meta.StepInEpoch = 0
 		period := max(1, cfg.Train.CheckpointPeriod)
@@ -584,3 +597,5 @@ func plotCurves(ctx context.Context, out string, records []MetricsRecord) error 
 	}
 	return report.LinePlot(ctx, storage.Join(out, "monitor.png"), "online evaluation", "epoch", "%", series)
 }
+
+func ptr[T any](v T) *T { return &v }

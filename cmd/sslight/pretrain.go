@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer"
 )
@@ -43,6 +44,14 @@ SSL_METHOD, each with SSLight's re-balanced multi-crop loss (LAMBDAS):
         view 1; queries from global view 2 and the local views (GLOBAL_ONLY:
         view 2 alone); a queue of QUEUE_LENGTH keys (a multiple of the batch)
 
+TRAIN.JOINT_LINEAR_PROBE (--set TRAIN.JOINT_LINEAR_PROBE=true) trains the
+reference's joint linear probe beside the SSL loss: a linear classifier of
+TRAIN.NUM_CLASSES on the detached student embedding of the first global view,
+its cross-entropy added to the loss and stepped by the same optimiser. The
+shards must carry labels (prepare from an imagenet or idx layout);
+metrics.jsonl gets sup_loss and sup_accu, the checkpoint classifier.weight/bias,
+and the online monitor scores the probe on --knn-val (probe_top1).
+
 Training runs SOLVER.TOTAL_EPOCHS epochs of floor(samples/batch) iterations.
 When it runs more epochs than were prepared, epoch e reuses prepared epoch
 e mod P (in a new order) and says so.
@@ -58,7 +67,7 @@ Writes under --out:
   checkpoints/step-NNNNNNNN/meta.json               epoch, step, config hash, ...
   metrics.jsonl                                     loss, lr, wd, EMA momentum,
                                                     DINO's teacher temperature,
-                                                    images/s
+                                                    images/s (sup_loss, sup_accu)
   summary.json                                      the run at a glance
 
 A checkpoint is written every TRAIN.CHECKPOINT_PERIOD epochs, after the last
@@ -117,13 +126,27 @@ func runPretrain(ctx context.Context, args []string) error {
 	if *knnTrain != "" {
 		o.Monitor = func(ctx context.Context, ckpt string, epoch int) (map[string]float64, error) {
 			spec := evalSpec{Train: *knnTrain, Val: *knnVal, Format: *knnFormat, TrainSplit: *knnTrainSplit, ValSplit: *knnValSplit, Protocols: []string{protoKNN}, Seed: uint64(cfg.Seed)}
-			rows, err := evaluateModels(ctx, []evalModel{{Name: "student", Checkpoint: ckpt, Config: cfg}}, spec,
-				storage.Join(*out, "monitor", fmt.Sprintf("epoch-%04d", epoch)))
+			mon := storage.Join(*out, "monitor", fmt.Sprintf("epoch-%04d", epoch))
+			rows, err := evaluateModels(ctx, []evalModel{{Name: "student", Checkpoint: ckpt, Config: cfg}}, spec, mon)
 			if err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(os.Stderr, "\npretrain: epoch %d: online kNN top-1 %.2f%%\n", epoch+1, rows[0].Metrics["knn_top1"])
-			return map[string]float64{"knn_top1": rows[0].Metrics["knn_top1"]}, nil
+			res := map[string]float64{"knn_top1": rows[0].Metrics["knn_top1"]}
+			line := fmt.Sprintf("online kNN top-1 %.2f%%", res["knn_top1"])
+			if cfg.Train.JointLinearProbe {
+				// The joint probe on the same validation features, as the
+				// reference's knn_validate scores it.
+				dim, x, labels, _, err := evaluate.LoadFeatures(ctx, storage.Join(mon, "features", slug("student"), "val"))
+				if err != nil {
+					return nil, err
+				}
+				if res["probe_top1"], err = trainer.ProbeAccuracy(ctx, ckpt, dim, x, labels); err != nil {
+					return nil, err
+				}
+				line += fmt.Sprintf(", joint linear probe top-1 %.2f%%", res["probe_top1"])
+			}
+			fmt.Fprintf(os.Stderr, "\npretrain: epoch %d: %s\n", epoch+1, line)
+			return res, nil
 		}
 	}
 	sum, err := trainer.Run(ctx, o)

@@ -193,7 +193,8 @@ func TestPretrainWithKNNMonitor(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := append([]string{"--config", "dino_fmnist_sslight", "--shards", shards, "--out", out, "--epochs", "2", "--batch-size", "32",
-		"--knn-train", fmnistMini, "--knn-val", fmnistMini, "--knn-format", "idx", "--knn-val-split", "t10k", "--quiet"}, tinySets...)
+		"--knn-train", fmnistMini, "--knn-val", fmnistMini, "--knn-format", "idx", "--knn-val-split", "t10k", "--quiet",
+		"--set", "TRAIN.JOINT_LINEAR_PROBE=true"}, tinySets...)
 	if err := runPretrain(ctx, args); err != nil {
 		t.Fatal(err)
 	}
@@ -203,6 +204,15 @@ func TestPretrainWithKNNMonitor(t *testing.T) {
 	}
 	if n := strings.Count(string(b), `"kind":"monitor"`); n != 2 {
 		t.Errorf("metrics.jsonl has %d monitor records, want 2", n)
+	}
+	// The joint linear probe: trained on every step, scored on the
+	// monitor's validation features after every epoch.
+	// 200 images / batch 32 = 6 steps per epoch; LOG_STEP 10 logs steps 0 and 10.
+	if n := strings.Count(string(b), `"sup_accu":`); n != 2+2 {
+		t.Errorf("metrics.jsonl has %d records with sup_accu, want 2 steps and 2 epochs", n)
+	}
+	if n := strings.Count(string(b), `"probe_top1":`); n != 2 {
+		t.Errorf("metrics.jsonl has %d monitor records with probe_top1, want 2", n)
 	}
 	if _, err := os.Stat(filepath.Join(out, "monitor.png")); err != nil {
 		t.Error(err)

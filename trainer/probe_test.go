@@ -1,0 +1,232 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sslight-go/sslight/sinks/safetensors"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// probeOn builds a probe over a bound embedding value of rows×dim.
+func probeOn(t *testing.T, classes, dim, batch, rows int, emb []float32) *linearProbe {
+	t.Helper()
+	g := gorgonia.NewGraph()
+	v := tensor.New(tensor.WithShape(rows, dim), tensor.WithBacking(emb))
+	n := gorgonia.NewTensor(g, tensor.Float32, 2, gorgonia.WithShape(rows, dim), gorgonia.WithName("emb"), gorgonia.WithValue(v))
+	p, err := newLinearProbe(classes, dim, batch, n, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// crossEntropy is the mean softmax cross-entropy of the first batch rows
+// of emb under (w, b), in float64: the test's own implementation.
+func crossEntropy(w, b []float64, emb []float32, labels []int, classes, dim, batch int) float64 {
+	var total float64
+	for i := 0; i < batch; i++ {
+		z := make([]float64, classes)
+		for c := range z {
+			z[c] = b[c]
+			for d := 0; d < dim; d++ {
+				z[c] += w[c*dim+d] * float64(emb[i*dim+d])
+			}
+		}
+		var sum float64
+		for _, v := range z {
+			sum += math.Exp(v)
+		}
+		total += math.Log(sum) - z[labels[i]]
+	}
+	return total / float64(batch)
+}
+
+// TestLinearProbeGradients checks the probe's loss against a direct
+// cross-entropy and its weight and bias gradients against central finite
+// differences of it; the rows after the batch (other views) are ignored.
+func TestLinearProbeGradients(t *testing.T) {
+	const classes, dim, batch, rows = 4, 6, 5, 15
+	rng := rand.New(rand.NewPCG(5, 6))
+	emb := make([]float32, rows*dim)
+	for i := range emb {
+		emb[i] = float32(rng.NormFloat64())
+	}
+	labels := []int{0, 3, 1, 1, 2}
+	p := probeOn(t, classes, dim, batch, rows, emb)
+	if err := p.step(labels, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := make([]float64, classes*dim)
+	for i, v := range p.weight.Data() {
+		w[i] = float64(v)
+	}
+	b := make([]float64, classes)
+	for i, v := range p.bias.Data() {
+		b[i] = float64(v)
+	}
+	want := crossEntropy(w, b, emb, labels, classes, dim, batch)
+	if math.Abs(p.loss-want) > 1e-6 {
+		t.Errorf("loss %v, want %v", p.loss, want)
+	}
+	const h = 1e-4
+	check := func(name string, x []float64, grad []float32) {
+		for i := range x {
+			x0 := x[i]
+			x[i] = x0 + h
+			up := crossEntropy(w, b, emb, labels, classes, dim, batch)
+			x[i] = x0 - h
+			down := crossEntropy(w, b, emb, labels, classes, dim, batch)
+			x[i] = x0
+			if fd := (up - down) / (2 * h); math.Abs(fd-float64(grad[i])) > 1e-5 {
+				t.Errorf("d loss / d %s[%d] = %v, finite differences %v", name, i, grad[i], fd)
+			}
+		}
+	}
+	check("weight", w, p.opt[0].Grad)
+	check("bias", b, p.opt[1].Grad)
+	// torch's nn.Linear init: uniform in ±1/√dim.
+	for _, v := range append(append([]float32{}, p.weight.Data()...), p.bias.Data()...) {
+		if math.Abs(float64(v)) > 1/math.Sqrt(dim) {
+			t.Fatalf("initial value %v outside ±1/√%d", v, dim)
+		}
+	}
+}
+
+// TestLinearProbeLearnsSeparableClasses runs plain gradient descent with
+// the probe's gradients on embeddings whose class is the largest
+// coordinate: the accuracy must reach 100 %.
+func TestLinearProbeLearnsSeparableClasses(t *testing.T) {
+	const classes, dim, batch = 3, 3, 30
+	rng := rand.New(rand.NewPCG(1, 1))
+	emb := make([]float32, batch*dim)
+	labels := make([]int, batch)
+	for i := range labels {
+		labels[i] = i % classes
+		for d := 0; d < dim; d++ {
+			emb[i*dim+d] = float32(rng.Float64())
+		}
+		emb[i*dim+labels[i]] += 1
+	}
+	p := probeOn(t, classes, dim, batch, batch, emb)
+	first := 0.0
+	for it := 0; it < 300; it++ {
+		if err := p.step(labels, nil); err != nil {
+			t.Fatal(err)
+		}
+		if it == 0 {
+			first = p.loss
+		}
+		for _, o := range p.opt {
+			for i := range o.Data {
+				o.Data[i] -= 1.0 * o.Grad[i]
+			}
+		}
+	}
+	if p.accuracy != 1 || p.loss >= first/2 {
+		t.Errorf("after 300 steps: accuracy %.2f, loss %.3f (first %.3f); want 1.00 and a halved loss", p.accuracy, p.loss, first)
+	}
+}
+
+// TestJointLinearProbeRun trains DINO with TRAIN.JOINT_LINEAR_PROBE:
+// metrics.jsonl carries the probe's loss and accuracy, the checkpoint
+// the classifier and its optimiser state, a stopped run resumes to the
+// same bytes, and labels outside NUM_CLASSES stop the run naming the
+// sample.
+func TestJointLinearProbeRun(t *testing.T) {
+	cfg := tinyConfig(t)
+	for k, v := range map[string]string{"TRAIN.JOINT_LINEAR_PROBE": "true", "TRAIN.NUM_CLASSES": "3"} {
+		if err := cfg.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	straight, _ := checkResume(t, cfg)
+	f := readCheckpoint(t, straight, 6)
+	w, ok := f.Tensors["classifier.weight"]
+	if !ok || len(w.Shape) != 2 || w.Shape[0] != 3 {
+		t.Fatalf("checkpoint classifier.weight %+v (present %v), want [3, embed_dim]", w.Shape, ok)
+	}
+	if _, ok := f.Tensors["classifier.bias"]; !ok {
+		t.Error("checkpoint has no classifier.bias")
+	}
+	var momentum bool
+	for _, n := range f.Names {
+		momentum = momentum || (strings.HasPrefix(n, prefixOptimizer) && strings.Contains(n, "classifier.weight"))
+	}
+	if !momentum {
+		t.Error("the checkpoint holds no optimiser state for the classifier")
+	}
+	raw, err := os.ReadFile(filepath.Join(straight, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, epochs := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var r MetricsRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != "step" && r.Kind != "epoch" {
+			continue
+		}
+		if r.SupLoss == nil || r.SupAccuracy == nil || *r.SupLoss <= 0 || *r.SupAccuracy < 0 || *r.SupAccuracy > 1 {
+			t.Fatalf("%s record at step %d: sup_loss %v, sup_accu %v", r.Kind, r.Step, r.SupLoss, r.SupAccuracy)
+		}
+		if r.Kind == "step" {
+			steps++
+		} else {
+			epochs++
+		}
+	}
+	if steps != 6 || epochs != 2 {
+		t.Errorf("%d step and %d epoch records with the probe, want 6 and 2", steps, epochs)
+	}
+
+	// Labels 0..2 with NUM_CLASSES 2: the run stops on the first label 2.
+	if err := cfg.Set("TRAIN.NUM_CLASSES", "2"); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	writeShards(t, filepath.Join(root, "shards"), cfg, 24, 1)
+	_, err = Run(context.Background(), Options{Config: cfg, Shards: []string{filepath.Join(root, "shards")}, Out: filepath.Join(root, "out")})
+	if err == nil || !strings.Contains(err.Error(), "TRAIN.JOINT_LINEAR_PROBE needs labels in [0, 2)") || !strings.Contains(err.Error(), `sample "k`) {
+		t.Errorf("labels beyond NUM_CLASSES: err %v", err)
+	}
+}
+
+// TestProbeAccuracy scores a hand-made classifier: class c wins where
+// feature c is largest (bias breaks the tie of the last row).
+func TestProbeAccuracy(t *testing.T) {
+	dir := t.TempDir()
+	f := safetensors.NewFile()
+	f.Add("classifier.weight", safetensors.Tensor{DType: safetensors.F32, Shape: []int{2, 3}, F32: []float32{1, 0, 0, 0, 1, 0}})
+	f.Add("classifier.bias", safetensors.Tensor{DType: safetensors.F32, Shape: []int{2}, F32: []float32{0, 0.5}})
+	if err := safetensors.WriteFile(filepath.Join(dir, CheckpointFile), f); err != nil {
+		t.Fatal(err)
+	}
+	x := []float32{
+		2, 0, 9, // class 0
+		0, 2, 0, // class 1
+		1, 1, 0, // class 1 by the bias
+		1, 3, 0, // class 1, labelled 0: wrong
+	}
+	got, err := ProbeAccuracy(context.Background(), dir, 3, x, []int{0, 1, 1, 0})
+	if err != nil || got != 75 {
+		t.Errorf("ProbeAccuracy = %v, %v; want 75", got, err)
+	}
+	if _, err := ProbeAccuracy(context.Background(), dir, 4, make([]float32, 8), []int{0, 1}); err == nil || !strings.Contains(err.Error(), "4-dimensional") {
+		t.Errorf("features of another dimension: err %v", err)
+	}
+	empty := t.TempDir()
+	safetensors.WriteFile(filepath.Join(empty, CheckpointFile), safetensors.NewFile())
+	if _, err := ProbeAccuracy(context.Background(), empty, 3, x, []int{0, 1, 1, 0}); err == nil || !strings.Contains(err.Error(), "JOINT_LINEAR_PROBE") {
+		t.Errorf("checkpoint without a probe: err %v", err)
+	}
+}
