@@ -80,24 +80,77 @@ func (v EvalView) ApplyImage(dst []float32, img *augment.Image, sc *EvalScratch)
 // evaluation view into dst. On failure it returns the dead-letter stage
 // (StageRead, StageDecode, StageTransform) with the error.
 func (v EvalView) ApplyItem(ctx context.Context, it source.Item, dst []float32, sc *EvalScratch) (stage string, err error) {
+	if stage, err := loadItem(ctx, it, &sc.src, v.PixelLimit); err != nil {
+		return stage, err
+	}
+	if err := v.ApplyImage(dst, &sc.src, sc); err != nil {
+		return StageTransform, err
+	}
+	return "", nil
+}
+
+// loadItem reads and decodes one listed item into dst as RGB.
+func loadItem(ctx context.Context, it source.Item, dst *augment.Image, pixelLimit int64) (stage string, err error) {
 	if it.Index >= 0 {
 		ds, err := source.OpenIDX(ctx, it)
 		if err != nil {
 			return StageRead, err
 		}
-		if err := ds.RGB(it.Index, &sc.src); err != nil {
+		if err := ds.RGB(it.Index, dst); err != nil {
 			return StageDecode, err
 		}
-	} else {
-		data, err := source.ReadItem(ctx, it)
-		if err != nil {
-			return StageRead, err
-		}
-		if _, err := decode.DecodeInto(&sc.src, data, decode.Options{MaxPixels: v.PixelLimit}); err != nil {
-			return StageDecode, err
-		}
+		return "", nil
 	}
-	if err := v.ApplyImage(dst, &sc.src, sc); err != nil {
+	data, err := source.ReadItem(ctx, it)
+	if err != nil {
+		return StageRead, err
+	}
+	if _, err := decode.DecodeInto(dst, data, decode.Options{MaxPixels: pixelLimit}); err != nil {
+		return StageDecode, err
+	}
+	return "", nil
+}
+
+// LinearTrainView is the training transform of the reference's linear
+// evaluation (classification/engines/cls_trainer.py): RandomResizedCrop to
+// Size (scale 0.08–1, ratio 3/4–4/3, bicubic), a horizontal flip with
+// probability ½, ToTensor and Normalize. The draws of an image in an epoch
+// are a pure function of (Seed, key, epoch), as the prepare step's are.
+type LinearTrainView struct {
+	Size       int
+	Mean, Std  [3]float32
+	PixelLimit int64
+	Seed       uint64
+}
+
+// ApplyItem reads and decodes one listed item and writes its augmented
+// view for epoch into dst (len ≥ 3·Size·Size). On failure it returns the
+// stage (StageRead, StageDecode, StageTransform) with the error.
+func (v LinearTrainView) ApplyItem(ctx context.Context, it source.Item, epoch int, dst []float32, sc *EvalScratch) (stage string, err error) {
+	if v.Size <= 0 {
+		return StageTransform, fmt.Errorf("linear train view: size %d", v.Size)
+	}
+	if stage, err := loadItem(ctx, it, &sc.src, v.PixelLimit); err != nil {
+		return stage, err
+	}
+	if sc.lut == nil || sc.lutFor != [2][3]float32{v.Mean, v.Std} {
+		lut, err := augment.NewNormalizeLUT(v.Mean, v.Std)
+		if err != nil {
+			return StageTransform, err
+		}
+		sc.lut, sc.lutFor = lut, [2][3]float32{v.Mean, v.Std}
+	}
+	var rng augment.ViewRNG
+	rng.Seed(augment.ViewSeed(augment.ImageSeed(v.Seed, it.Key, epoch), 0))
+	box, err := augment.RandomResizedCropParams(sc.src.W, sc.src.H, [2]float64{0.08, 1}, augment.DefaultRatio, &rng)
+	if err != nil {
+		return StageTransform, err
+	}
+	flip := rng.Float64() < 0.5
+	if err := augment.ResizedCrop(&sc.view, &sc.src, box.Rect, v.Size, v.Size, flip); err != nil {
+		return StageTransform, err
+	}
+	if err := sc.lut.Apply(dst, &sc.view); err != nil {
 		return StageTransform, err
 	}
 	return "", nil

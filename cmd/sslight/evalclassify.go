@@ -37,6 +37,12 @@ const (
 
 var allProtocols = []string{protoKNN, protoLinear, protoSemi1, protoSemi10, protoDetection}
 
+// Linear protocol modes (--linear-mode).
+const (
+	linearFast      = "fast"
+	linearReference = "reference"
+)
+
 // evalModel is one model to score.
 type evalModel struct {
 	Name, Method, Setting string
@@ -55,6 +61,8 @@ type evalSpec struct {
 	Protocols            []string
 	Seed                 uint64
 	Linear               eval.LinearConfig
+	LinearMode           string // linearFast ("" too) or linearReference
+	RefLinear            eval.ReferenceLinearConfig
 	Finetune             finetune.Config
 	Detection            detectSpec // the detection protocol's sets and settings
 	Progress             io.Writer
@@ -260,6 +268,18 @@ func evaluateModel(ctx context.Context, m evalModel, spec evalSpec, format, out 
 			row.Protocols[protoKNN] = fmt.Sprintf("DINO weighted kNN on L2-normalised features, T=%.2f, %d train / %d val images; table shows k=20; top-1/top-5 by k: %s",
 				eval.DefaultKNNTemperature, trainF.Len(), valF.Len(), strings.Join(desc, ", "))
 		case protoLinear:
+			if spec.LinearMode == linearReference {
+				res, desc, err := referenceLinear(ctx, m, spec, trainList, valF, classes)
+				if err != nil {
+					return nil, err
+				}
+				row.Metrics["linear_top1"] = res.Top1
+				if res.HasTop5 {
+					row.Metrics["linear_top5"] = res.Top5
+				}
+				row.Protocols[protoLinear] = desc
+				break
+			}
 			cfg := spec.Linear
 			cfg.Seed = spec.Seed
 			res, err := eval.Linear(trainF, valF, classes, cfg)

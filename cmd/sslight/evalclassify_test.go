@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/trainer"
 )
@@ -115,5 +117,53 @@ func TestEvalRejectsBadInputEarly(t *testing.T) {
 				t.Errorf("--out %s was written before the bad input was found (%v)", out, statErr)
 			}
 		})
+	}
+}
+
+// TestEvalReferenceLinear runs `sslight eval --linear-mode reference` for a
+// checkpoint and the random-init row on Fashion-MNIST images: both rows
+// get linear numbers that say they come from the reference protocol, and
+// the report says so too.
+func TestEvalReferenceLinear(t *testing.T) {
+	root := t.TempDir()
+	train, val, ckpt, out := filepath.Join(root, "train"), filepath.Join(root, "val"), filepath.Join(root, "ckpt"), filepath.Join(root, "eval")
+	exportMini(t, "train", train, 6)
+	exportMini(t, "t10k", val, 3)
+	writeCheckpoint(t, ckpt)
+	err := runEvalClassify(context.Background(), []string{"--checkpoint", ckpt, "--train", train, "--val", val, "--format", "imagenet",
+		"--protocols", "linear", "--linear-mode", "reference", "--linear-epochs", "2", "--random-init", "--out", out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 2 {
+		t.Fatalf("%d rows, want random init and the checkpoint", len(rep.Rows))
+	}
+	for _, r := range rep.Rows {
+		top1, ok := r.Metrics["linear_top1"]
+		if !ok || top1 < 0 || top1 > 100 {
+			t.Errorf("%s: linear_top1 %v (present %v)", r.Name, top1, ok)
+		}
+		if d := r.Protocols["linear"]; !strings.Contains(d, "reference protocol") || !strings.Contains(d, "60 training images per epoch") || !strings.Contains(d, "2 epochs") {
+			t.Errorf("%s: linear protocol %q", r.Name, d)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "the reference's protocol") {
+		t.Errorf("report.md does not say which linear protocol ran:\n%s", md)
+	}
+	if err := runEvalClassify(context.Background(), []string{"--checkpoint", ckpt, "--train", train, "--val", val, "--format", "imagenet",
+		"--linear-mode", "slow", "--out", filepath.Join(root, "x")}); err == nil || !strings.Contains(err.Error(), `--linear-mode "slow"`) {
+		t.Errorf("unknown linear mode: err %v", err)
 	}
 }
