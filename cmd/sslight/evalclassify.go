@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,8 +65,12 @@ type evalSpec struct {
 	LinearMode           string // linearFast ("" too) or linearReference
 	RefLinear            eval.ReferenceLinearConfig
 	Finetune             finetune.Config
-	Detection            detectSpec // the detection protocol's sets and settings
-	Progress             io.Writer
+	// SemiLists are the subset lists (--semi1-list, --semi10-list) by
+	// protocol: the reference's semi_1percent.txt / semi_10percent.txt
+	// format; a protocol without one takes a class-stratified subset.
+	SemiLists map[string]string
+	Detection detectSpec // the detection protocol's sets and settings
+	Progress  io.Writer
 }
 
 // slug makes a folder name of a model name.
@@ -174,6 +179,15 @@ func evaluateModels(ctx context.Context, models []evalModel, spec evalSpec, out 
 		return nil, fmt.Errorf("the label sets do not match: --train has classes %s, --val %s", clip(trainList.Classes), clip(valList.Classes))
 	}
 	classes := len(trainList.Classes)
+	// A subset list that does not fit the training set fails now, not
+	// after the first model's features.
+	for p, frac := range map[string]float64{protoSemi1: 0.01, protoSemi10: 0.10} {
+		if slices.Contains(spec.Protocols, p) && spec.SemiLists[p] != "" {
+			if _, _, err := semiSubset(ctx, spec, trainList, classes, frac); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var rows []report.Row
 	for _, m := range models {
 		row, err := evaluateModel(ctx, m, spec, format, out, trainList, valList, classes, det)
@@ -371,11 +385,7 @@ func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, 
 			return 0, "", err
 		}
 	}
-	labels := make([]int, len(trainList.Items))
-	for i, it := range trainList.Items {
-		labels[i] = it.Label
-	}
-	idx, err := eval.StratifiedSubset(labels, classes, frac, spec.Seed)
+	idx, how, err := semiSubset(ctx, spec, trainList, classes, frac)
 	if err != nil {
 		return 0, "", err
 	}
@@ -398,9 +408,47 @@ func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, 
 	if err != nil {
 		return 0, "", err
 	}
-	desc := fmt.Sprintf("fine-tune backbone + linear head on %d labelled images (%.0f%%, class-stratified, seed %d): SGD momentum %.1f, lr %g cosine, batch %d, %d epochs, wd %g, flips=%v; scored on %d validation images",
-		train.N, 100*frac, spec.Seed, ft.Momentum, ft.LR, ft.BatchSize, ft.Epochs, ft.WeightDecay, ft.Flip, val.N)
+	desc := fmt.Sprintf("fine-tune backbone + linear head on %d labelled images (%.0f%%, %s): SGD momentum %.1f, lr %g cosine, batch %d, %d epochs, wd %g, flips=%v; scored on %d validation images",
+		train.N, 100*frac, how, ft.Momentum, ft.LR, ft.BatchSize, ft.Epochs, ft.WeightDecay, ft.Flip, val.N)
 	return res.Top1, desc, nil
+}
+
+// semiSubset picks the labelled training images of a semi-supervised
+// protocol: the names of its subset list when one was given, matched on
+// the listed items' file names, otherwise a class-stratified fraction.
+func semiSubset(ctx context.Context, spec evalSpec, trainList *source.Listing, classes int, frac float64) ([]int, string, error) {
+	proto := protoSemi1
+	if frac > 0.05 {
+		proto = protoSemi10
+	}
+	if list := spec.SemiLists[proto]; list != "" {
+		raw, err := storage.ReadFile(ctx, list)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s subset list: %w", proto, err)
+		}
+		names, err := eval.ParseSubsetList(bytes.NewReader(raw))
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", list, err)
+		}
+		paths := make([]string, len(trainList.Items))
+		for i, it := range trainList.Items {
+			paths[i] = it.Key
+		}
+		idx, err := eval.MatchSubset(names, paths)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s against --train %s: %w", list, spec.Train, err)
+		}
+		return idx, "the images " + list + " names", nil
+	}
+	labels := make([]int, len(trainList.Items))
+	for i, it := range trainList.Items {
+		labels[i] = it.Label
+	}
+	idx, err := eval.StratifiedSubset(labels, classes, frac, spec.Seed)
+	if err != nil {
+		return nil, "", err
+	}
+	return idx, fmt.Sprintf("class-stratified, seed %d", spec.Seed), nil
 }
 
 func f32x3(v []float64) [3]float32 {

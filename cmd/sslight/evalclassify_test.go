@@ -167,3 +167,49 @@ func TestEvalReferenceLinear(t *testing.T) {
 		t.Errorf("unknown linear mode: err %v", err)
 	}
 }
+
+// TestEvalSemiSubsetList fine-tunes on the images a reference-format
+// subset list names instead of a stratified fraction, and refuses a list
+// naming an image the training set lacks.
+func TestEvalSemiSubsetList(t *testing.T) {
+	root := t.TempDir()
+	train, val, ckpt := filepath.Join(root, "train"), filepath.Join(root, "val"), filepath.Join(root, "ckpt")
+	exportMini(t, "train", train, 4)
+	exportMini(t, "t10k", val, 2)
+	writeCheckpoint(t, ckpt)
+	var names []string
+	err := filepath.WalkDir(train, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && len(names) < 7 {
+			names = append(names, filepath.Base(p))
+		}
+		return err
+	})
+	if err != nil || len(names) != 7 {
+		t.Fatalf("listing the exported images: %v (%d names)", err, len(names))
+	}
+	list := filepath.Join(root, "semi_1percent.txt")
+	os.WriteFile(list, []byte(strings.Join(names, "\r\n")+"\n\n"), 0o644)
+	out := filepath.Join(root, "eval")
+	if err := runEvalClassify(context.Background(), []string{"--checkpoint", ckpt, "--train", train, "--val", val, "--format", "imagenet",
+		"--protocols", "semi1", "--semi1-list", list, "--finetune-epochs", "1", "--out", out}); err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if d := rep.Rows[0].Protocols["semi1"]; !strings.Contains(d, "on 7 labelled images") || !strings.Contains(d, list) {
+		t.Errorf("semi1 protocol %q: want the 7 images the list names", d)
+	}
+	bad := filepath.Join(root, "bad.txt")
+	os.WriteFile(bad, []byte(names[0]+"\nn01440764_10026.JPEG\n"), 0o644)
+	err = runEvalClassify(context.Background(), []string{"--checkpoint", ckpt, "--train", train, "--val", val, "--format", "imagenet",
+		"--protocols", "semi1", "--semi1-list", bad, "--finetune-epochs", "1", "--out", filepath.Join(root, "eval2")})
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 names match no path") || !strings.Contains(err.Error(), "n01440764_10026.JPEG") {
+		t.Errorf("list naming a missing image: err %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "eval2", "features")); !os.IsNotExist(err) {
+		t.Errorf("features were extracted before the bad list was found (%v)", err)
+	}
+}

@@ -35,8 +35,10 @@ the config's GLOBAL_CROP_SIZE; model loaded once per worker), then:
           100 epochs): one backbone pass per image and epoch, so 100× the
           extraction time. The report says which mode a number came from.
   semi1   fine-tune backbone + linear head on a class-stratified 1% of the
-  semi10  train labels (10%), score the whole validation set (in memory:
-          small data sets only)
+  semi10  train labels (10%), or on the images --semi1-list / --semi10-list
+          name (the reference's ImageNet semi_1percent.txt / semi_10percent.txt:
+          one file name per line), score the whole validation set (in
+          memory: small data sets only)
   detection  a CenterNet-style detector (class heatmap, box size and offset
           heads on the last feature map, upsampled once) fine-tuned with the
           backbone on the COCO-format --det-train set; box AP, AP50, AP75
@@ -73,6 +75,8 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	randomInit := fs.Bool("random-init", false, "also score the first checkpoint's architecture at random initialisation")
 	rawPixels := fs.Bool("raw-pixels", false, "also score the raw normalised pixels")
 	linearEpochs := fs.Int("linear-epochs", 0, "linear probe epochs (0: the mode's default, 30 fast / 100 reference)")
+	semi1List := fs.String("semi1-list", "", "semi1: the reference's subset list (semi_1percent.txt: one file name per line) instead of a class-stratified 1%")
+	semi10List := fs.String("semi10-list", "", "semi10: the reference's subset list (semi_10percent.txt) instead of a class-stratified 10%")
 	linearMode := fs.String("linear-mode", linearFast, "linear protocol: fast (precomputed features) or reference (augmented images every epoch)")
 	ftEpochs := fs.Int("finetune-epochs", finetune.DefaultConfig().Epochs, "semi-supervised fine-tuning epochs")
 	seed := fs.Uint64("seed", 0, "seed of subsets, shuffles and the random-init backbone")
@@ -110,6 +114,7 @@ func runEvalClassify(ctx context.Context, args []string) error {
 		return fmt.Errorf("--linear-mode %q: want %s or %s", *linearMode, linearFast, linearReference)
 	}
 	spec.Finetune.Epochs = *ftEpochs
+	spec.SemiLists = map[string]string{protoSemi1: *semi1List, protoSemi10: *semi10List}
 	spec.Detection.Config.Epochs, spec.Detection.Config.BatchSize, spec.Detection.Config.LR = *detEpochs, *detBatch, *detLR
 	var models []evalModel
 	var first *configs.Config
