@@ -1,8 +1,11 @@
 package trainer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -228,5 +231,46 @@ func TestProbeAccuracy(t *testing.T) {
 	safetensors.WriteFile(filepath.Join(empty, CheckpointFile), safetensors.NewFile())
 	if _, err := ProbeAccuracy(context.Background(), empty, 3, x, []int{0, 1, 1, 0}); err == nil || !strings.Contains(err.Error(), "JOINT_LINEAR_PROBE") {
 		t.Errorf("checkpoint without a probe: err %v", err)
+	}
+}
+
+// TestNonFiniteLossCheckpointsTheStateBefore drives DINO to a non-finite
+// loss with an absurd learning rate: the run stops with an error naming
+// the step and the learning rate, and the checkpoint it leaves is byte for
+// byte the one a run stopped just before that step writes.
+func TestNonFiniteLossCheckpointsTheStateBefore(t *testing.T) {
+	cfg := tinyConfig(t)
+	if err := cfg.Set("SOLVER.BASE_LR", "1e30"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	shards := filepath.Join(root, "shards")
+	writeShards(t, shards, cfg, 24, 1)
+	diverged := filepath.Join(root, "diverged")
+	_, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: diverged})
+	if !errors.Is(err, ErrNonFiniteLoss) {
+		t.Fatalf("err %v, want ErrNonFiniteLoss", err)
+	}
+	dir, meta, lerr := LatestCheckpoint(ctx, diverged)
+	if lerr != nil || meta == nil {
+		t.Fatalf("no checkpoint after the divergence: %v", lerr)
+	}
+	step := meta.Step
+	if meta.Reason != "non-finite-loss" || !strings.Contains(err.Error(), fmt.Sprintf("step %d: the loss is", step)) ||
+		!strings.Contains(err.Error(), "at lr ") || !strings.Contains(err.Error(), filepath.Base(dir)) {
+		t.Fatalf("checkpoint %s (reason %q, step %d), error %q", dir, meta.Reason, step, err)
+	}
+	if step == 0 {
+		t.Fatal("the first step diverged: the test needs a step that updates BatchNorm and the center before it")
+	}
+	before := filepath.Join(root, "before")
+	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: before, MaxSteps: step}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{CheckpointFile, BackboneFile} {
+		if !bytes.Equal(readBytes(t, filepath.Join(dir, f)), readBytes(t, filepath.Join(checkpointDir(before, step), f))) {
+			t.Errorf("%s after the divergence differs from the state before step %d", f, step)
+		}
 	}
 }

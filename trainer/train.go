@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -306,6 +307,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		prog.done()
 	}
 	logStep := max(1, cfg.LogStep)
+	var snap stepSnapshot
 	for meta.Epoch < epochs {
 		e := meta.Epoch
 		if meta.StepInEpoch == 0 {
@@ -328,6 +330,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				cancel()
 				return nil, fmt.Errorf("step %d: %w", step, err)
 			}
+			if err := snap.take(model); err != nil {
+				cancel()
+				return nil, fmt.Errorf("step %d: %w", step, err)
+			}
 			loss, err := model.forwardBackward(b)
 			ld.recycle(b)
 			if err != nil {
@@ -336,7 +342,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			}
 			if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
 				cancel()
-				return nil, fmt.Errorf("step %d: the loss is %v; lower SOLVER.BASE_LR or set SOLVER.CLIP_GRAD", step, loss)
+				for range batches { // let the loader goroutine finish
+				}
+				err := nonFiniteLoss(step, loss, sc.lr[step], snap, model, checkpoint)
+				finish()
+				return sum, err
 			}
 			model.adjustGradients(e, step)
 			if err := opt.Step(sc.lr[step], sc.wd[step]); err != nil {
@@ -599,3 +609,23 @@ func plotCurves(ctx context.Context, out string, records []MetricsRecord) error 
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// nonFiniteLoss undoes the step whose loss was not finite (its forward
+// pass moved BatchNorm statistics and the loss state; the parameters have
+// not been stepped), checkpoints the state before it and returns the error
+// that stops the run.
+func nonFiniteLoss(step int, loss float32, lr float64, snap stepSnapshot, m method, checkpoint func(string) error) error {
+	if err := snap.restore(m); err != nil {
+		return fmt.Errorf("step %d: the loss is %v (lr %.4g), and the state before the step could not be restored: %w", step, loss, lr, err)
+	}
+	if err := checkpoint("non-finite-loss"); err != nil {
+		return fmt.Errorf("step %d: the loss is %v (lr %.4g), and the state before the step could not be saved: %w", step, loss, lr, err)
+	}
+	return fmt.Errorf("%w: step %d: the loss is %v at lr %.4g; the state before this step is checkpointed (checkpoints/%s): "+
+		"lower SOLVER.BASE_LR or set SOLVER.CLIP_GRAD and continue from it with --init-from (a fresh schedule), or retry as is with --resume",
+		ErrNonFiniteLoss, step, loss, lr, path.Base(checkpointDir("", step)))
+}
+
+// ErrNonFiniteLoss is returned (wrapped) when a step's loss is NaN or
+// infinite; the run has checkpointed the state before that step.
+var ErrNonFiniteLoss = errors.New("training diverged")

@@ -72,7 +72,11 @@ Writes under --out:
 
 A checkpoint is written every TRAIN.CHECKPOINT_PERIOD epochs, after the last
 epoch, and on SIGINT/SIGTERM (Ctrl-C). --resume continues from the newest one
-and ends with exactly the weights an uninterrupted run would have.
+and ends with exactly the weights an uninterrupted run would have. A NaN or
+infinite loss stops the run with its step and learning rate: that step is
+undone (BatchNorm statistics, DINO center, queues) and the state before it
+checkpointed (meta.json reason "non-finite-loss"), to continue from with
+--init-from and a lower SOLVER.BASE_LR.
 
 Examples:
   sslight prepare  --config dino_fmnist_sslight --format idx --source /usr/share/datasets/fashion-mnist \

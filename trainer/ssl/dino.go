@@ -164,9 +164,9 @@ func (k dinoKernel) forward(in [][]float32, shapes []tensor.Shape, grads [][]flo
 		return 0, err
 	}
 	loss := l.compute(in[0], in[1], grads[0], b, d)
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return float32(loss), fmt.Errorf("dino: loss is %v at epoch %d", loss, l.epoch)
-	}
+	// A NaN or infinite loss comes back as it is: the trainer stops on
+	// it, undoes the step and checkpoints the state before it (an error
+	// here would not survive gorgonia's VM error wrapping).
 	return float32(loss), nil
 }
 

@@ -2,7 +2,6 @@ package ssl
 
 import (
 	"fmt"
-	"math"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -204,9 +203,9 @@ func (k swavKernel) forward(in [][]float32, shapes []tensor.Shape, grads [][]flo
 		return 0, err
 	}
 	loss := l.predict(in[0], grads[0], b, nk)
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return float32(loss), fmt.Errorf("swav: loss is %v", loss)
-	}
+	// A NaN or infinite loss comes back as it is: the trainer stops on
+	// it, undoes the step and checkpoints the state before it (an error
+	// here would not survive gorgonia's VM error wrapping).
 	return float32(loss), nil
 }
 

@@ -1,0 +1,66 @@
+package trainer
+
+import (
+	"fmt"
+
+	"github.com/sslight-go/sslight/sinks/safetensors"
+)
+
+// stepSnapshot holds what a step changes before the optimiser runs: the
+// BatchNorm buffers every network's train-mode forward updates and the
+// loss state the forward pass moves (DINO's center, the SwAV and MoCo
+// queues). A step whose loss is not finite is undone with it, so the
+// checkpoint written then is exactly the state before that step (the
+// parameters and optimiser state are untouched until opt.Step).
+type stepSnapshot struct {
+	f32  [][]float32
+	cnt  []int64
+	loss *safetensors.File
+}
+
+// take records m's state; the buffers are reused from step to step.
+func (s *stepSnapshot) take(m method) error {
+	i, j := 0, 0
+	for _, e := range m.networkEntries() {
+		switch {
+		case e.Param != nil:
+		case e.Count != nil:
+			if j == len(s.cnt) {
+				s.cnt = append(s.cnt, 0)
+			}
+			s.cnt[j] = *e.Count
+			j++
+		default:
+			if i == len(s.f32) {
+				s.f32 = append(s.f32, make([]float32, len(e.F32)))
+			}
+			s.f32[i] = append(s.f32[i][:0], e.F32...)
+			i++
+		}
+	}
+	s.loss = safetensors.NewFile() // the methods' State() hands out copies
+	if err := m.saveLossState(s.loss); err != nil {
+		return fmt.Errorf("snapshot of the loss state: %w", err)
+	}
+	return nil
+}
+
+// restore puts the recorded state back into m.
+func (s *stepSnapshot) restore(m method) error {
+	i, j := 0, 0
+	for _, e := range m.networkEntries() {
+		switch {
+		case e.Param != nil:
+		case e.Count != nil:
+			*e.Count = s.cnt[j]
+			j++
+		default:
+			copy(e.F32, s.f32[i])
+			i++
+		}
+	}
+	if err := m.loadLossState(s.loss); err != nil {
+		return fmt.Errorf("restoring the loss state: %w", err)
+	}
+	return nil
+}
