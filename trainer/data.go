@@ -79,11 +79,46 @@ type sampleMeta struct {
 	Label int `json:"label"`
 }
 
+// badShards, when set, makes readEpoch verify every shard in full before
+// using it (size, CRC32C against the manifest, every sample's metadata and
+// view geometry) and hand a bad one to skip instead of failing: skip
+// returns nil to go on without the shard, or the error to stop. The check
+// reads each shard twice.
+type badShards struct {
+	check func(*shard.Sample) error
+	skip  func(uri string, err error) error
+}
+
+// verifyShard reads a whole shard and returns its first problem.
+func verifyShard(ctx context.Context, info shard.Info, check func(*shard.Sample) error) error {
+	r, err := shard.Open(ctx, info.URI, &shard.Expect{Bytes: info.Bytes, CRC32C: info.CRC32C})
+	if err != nil {
+		return fmt.Errorf("open shard %s: %w", info.URI, err)
+	}
+	defer r.Close()
+	for {
+		var s shard.Sample
+		if err := r.Next(&s); err != nil {
+			if isEOF(err) {
+				return nil
+			}
+			return fmt.Errorf("read shard %s: %w", info.URI, err)
+		}
+		var m sampleMeta
+		if err := json.Unmarshal(s.Meta, &m); err != nil {
+			return fmt.Errorf("shard %s sample %s: metadata: %w", info.URI, s.Key, err)
+		}
+		if err := check(&s); err != nil {
+			return fmt.Errorf("shard %s: %w", info.URI, err)
+		}
+	}
+}
+
 // readEpoch streams the samples of shards through a shuffle buffer of
 // size buf (seeded by seed and epoch) into emit, deterministically: the
 // same shards, seed and epoch give the same order. It stops at the first
-// error, or when emit returns false.
-func readEpoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf int, skip func(shardURI, key string) bool, emit func(shard.Sample, int) bool) error {
+// error (unless bad skips bad shards), or when emit returns false.
+func readEpoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf int, skip func(shardURI, key string) bool, bad *badShards, emit func(shard.Sample, int) bool) error {
 	rng := rand.New(rand.NewPCG(seed, 0xb0ff0000+uint64(epoch)))
 	type item struct {
 		s     shard.Sample
@@ -101,6 +136,17 @@ func readEpoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf
 	for _, info := range shards {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if bad != nil {
+			if err := verifyShard(ctx, info, bad.check); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err := bad.skip(info.URI, err); err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		r, err := shard.Open(ctx, info.URI, &shard.Expect{Bytes: info.Bytes, CRC32C: info.CRC32C})
 		if err != nil {
@@ -197,7 +243,7 @@ func (l *loader) recycle(b *Batch) {
 
 // epoch streams batches [skip, iters) of one training epoch. The channel is
 // closed at the end; a failure arrives as a Batch with err set.
-func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int, exclude func(string, string) bool) <-chan *Batch {
+func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int, exclude func(string, string) bool, onBad func(uri string, err error) error) <-chan *Batch {
 	out := make(chan *Batch, 2)
 	go func() {
 		defer close(out)
@@ -205,7 +251,11 @@ func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, ep
 		gv, lv := 3*g.GH*g.GW, 3*g.LH*g.LW
 		var cur *Batch
 		fill, index := 0, 0
-		err := readEpoch(ctx, shards, seed, epoch, buf, exclude, func(s shard.Sample, label int) bool {
+		var bad *badShards
+		if onBad != nil {
+			bad = &badShards{check: g.check, skip: onBad}
+		}
+		err := readEpoch(ctx, shards, seed, epoch, buf, exclude, bad, func(s shard.Sample, label int) bool {
 			if index >= iters {
 				return false
 			}

@@ -274,3 +274,42 @@ func TestNonFiniteLossCheckpointsTheStateBefore(t *testing.T) {
 		}
 	}
 }
+
+// TestBadShards corrupts one of an epoch's two shards (a flipped byte:
+// the CRC32C no longer matches the manifest's): a plain run stops with an
+// error naming the shard; with SkipBadShards it trains on the good shard
+// alone, every epoch, and lists what it skipped.
+func TestBadShards(t *testing.T) {
+	cfg := tinyConfig(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	shards := filepath.Join(root, "shards")
+	writeShards(t, shards, cfg, 24, 1)
+	files, err := filepath.Glob(filepath.Join(shards, "epoch-0000", "*.tar"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("shards %v (%v), want two", files, err)
+	}
+	victim := files[1]
+	b := readBytes(t, victim)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(victim, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: filepath.Join(root, "strict")})
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(victim)) {
+		t.Fatalf("corrupt shard without --skip-bad-shards: err %v, want one naming %s", err, victim)
+	}
+	sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: filepath.Join(root, "skip"), SkipBadShards: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 12 good samples of 24, batch 8: 1 of 3 iterations per epoch, 2 epochs.
+	if !sum.Done || sum.Steps != 2 || len(sum.SkippedShards) != 2 {
+		t.Fatalf("summary %+v: want done after 2 steps with the shard skipped in both epochs", sum)
+	}
+	for e, s := range sum.SkippedShards {
+		if s.Epoch != e || !strings.HasSuffix(s.Shard, filepath.Base(victim)) || s.Error == "" {
+			t.Errorf("skipped %+v", s)
+		}
+	}
+}

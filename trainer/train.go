@@ -53,6 +53,13 @@ type Options struct {
 	// MaxSteps stops this call after so many steps, with a checkpoint
 	// (0: no limit). For trials and tests.
 	MaxSteps int
+	// SkipBadShards verifies every shard before an epoch reads it (size
+	// and CRC32C against the manifest, sample metadata and view shapes;
+	// each shard is read twice) and goes on without the bad ones, listing
+	// them in the Summary; an epoch with skipped shards runs fewer
+	// iterations. Without it the first bad shard stops the run with an
+	// error naming it.
+	SkipBadShards bool
 	// Monitor, when set, scores every epoch checkpoint (every
 	// TRAIN.CHECKPOINT_PERIOD epochs and the last; the command wires the
 	// online kNN accuracy on a labelled held-out source here). Its
@@ -80,6 +87,16 @@ type Summary struct {
 	WallSeconds    float64 `json:"wall_seconds"`
 	PeakRSSMB      float64 `json:"peak_rss_mb"`
 	ConfigHash     string  `json:"config_hash"`
+	// SkippedShards lists the shards --skip-bad-shards left out, per
+	// epoch, with the reason.
+	SkippedShards []SkippedShard `json:"skipped_shards,omitempty"`
+}
+
+// SkippedShard is one bad shard a training epoch went on without.
+type SkippedShard struct {
+	Epoch int    `json:"epoch"`
+	Shard string `json:"shard"`
+	Error string `json:"error"`
 }
 
 // MetricsFile is the per-step log under Out.
@@ -316,7 +333,21 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			}
 		}
 		ectx, cancel := context.WithCancel(ctx)
-		batches := ld.epoch(ectx, epochShards(roots, uint64(cfg.Seed), e), uint64(cfg.Seed), e, buf, meta.StepInEpoch, ipe, skipFunc(roots))
+		var onBad func(string, error) error
+		skippedNow := 0
+		if o.SkipBadShards {
+			onBad = func(uri string, err error) error {
+				// The loader goroutine calls this; the step loop reads
+				// the record only after the epoch's batches are drained.
+				skippedNow++
+				sum.SkippedShards = append(sum.SkippedShards, SkippedShard{Epoch: e, Shard: uri, Error: err.Error()})
+				if o.Progress != nil {
+					fmt.Fprintf(o.Progress, "\npretrain: epoch %d: skipping bad shard %s: %v\n", e+1, uri, err)
+				}
+				return nil
+			}
+		}
+		batches := ld.epoch(ectx, epochShards(roots, uint64(cfg.Seed), e), uint64(cfg.Seed), e, buf, meta.StepInEpoch, ipe, skipFunc(roots), onBad)
 		var epochLoss, epochSupLoss, epochSupAcc float64
 		epochSteps := 0
 		stopped := false
@@ -402,7 +433,14 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return sum, nil
 		}
 		if meta.StepInEpoch != ipe {
-			return nil, fmt.Errorf("epoch %d ended after %d of %d iterations: the shards hold fewer samples than their manifests say", e, meta.StepInEpoch, ipe)
+			if skippedNow == 0 {
+				return nil, fmt.Errorf("epoch %d ended after %d of %d iterations: the shards hold fewer samples than their manifests say", e, meta.StepInEpoch, ipe)
+			}
+			// Skipped shards shorten the epoch; the schedules stay on
+			// their per-iteration course, so the run ends early.
+			if o.Progress != nil {
+				fmt.Fprintf(o.Progress, "\npretrain: epoch %d ran %d of %d iterations (%d bad shards skipped)\n", e+1, meta.StepInEpoch, ipe, skippedNow)
+			}
 		}
 		terms := model.logTerms(meta.Step - 1)
 		er := MetricsRecord{Kind: "epoch", Step: meta.Step - 1, Epoch: e, Loss: epochLoss / float64(max(1, epochSteps)),

@@ -99,6 +99,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	allow := fs.Bool("allow-config-mismatch", false, "train on shards prepared with other augmentation settings")
 	maxSteps := fs.Int("max-steps", 0, "stop after this many steps with a checkpoint (0 = run to the end); for trials")
 	buffer := fs.Int("shuffle-buffer", 4096, "samples held in the shuffle buffer")
+	skipBad := fs.Bool("skip-bad-shards", false, "verify each shard before an epoch uses it (CRC32C, sizes, view shapes; reads it twice) and go on without bad ones, listed in summary.json, instead of stopping")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set SOLVER.BASE_LR=0.3")
 	knnTrain := fs.String("knn-train", "", "online kNN monitor: labelled source whose features are the neighbours (with --knn-val)")
@@ -120,7 +121,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o := trainer.Options{Config: cfg, Shards: strings.Split(*shards, ","), Out: *out, Epochs: *epochs, BatchSize: *batch, Resume: *resume,
-		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer, InitFrom: *initFrom}
+		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer, InitFrom: *initFrom, SkipBadShards: *skipBad}
 	if !*quiet {
 		o.Progress = os.Stderr
 	}
