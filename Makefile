@@ -23,7 +23,7 @@ DEMO_SETS ?= --set SOLVER.WARMUP_ITERS=20 --set DINO.WARMUP_TEACHER_TEMP_ITERS=9
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all deps build test test-short test-nocgo vet lint fuzz bench demo demo-long clean
+.PHONY: all deps build test test-short test-nocgo vet lint fuzz bench demo demo-long test-learning clean
 
 all: build
 
@@ -71,6 +71,12 @@ demo: deps build $(DEMO_BUCKET)/train/.done $(DEMO_BUCKET)/test/.done
 	$(BIN) run --config dino_fmnist_baseline,dino_fmnist_sslight --format imagenet \
 	  --source $(DEMO_BUCKET)/train --eval-val $(DEMO_BUCKET)/test --out runs \
 	  --epochs $(DEMO_EPOCHS) $(DEMO_SETS)
+
+# test-learning: the learning figure as an opt-in test that checks the
+# thresholds (DINO rows within 2.5 points of the PyTorch reference, SSLight
+# above the baseline); about 90 minutes on 2 cores. SEED=1 for the second seed.
+test-learning: deps
+	SSLIGHT_LEARNING_SEED=$(or $(SEED),0) $(GO) test -tags 'learning $(TAGS)' -run TestLearningFigure -timeout 4h -v -count=1 ./cmd/sslight
 
 # demo-long: the reference's calibration budget (5 epochs over a balanced 20k
 # subset, the presets' schedules unchanged), evaluated on the full 60k/10k sets
