@@ -150,7 +150,6 @@ func trainLinear(train Features, classes int, cfg LinearConfig, order func(epoch
 		return nil, 0, fmt.Errorf("linear: %w", err)
 	}
 
-	var impl gonum.Implementation
 	xb := make([]float32, bs*d)
 	g := make([]float32, bs*c) // logits, then the loss gradient
 	perm := make([]int, n)
@@ -163,25 +162,7 @@ func trainLinear(train Features, classes int, cfg LinearConfig, order func(epoch
 		order(epoch, perm)
 		loss = 0
 		for lo := 0; lo < n; lo += bs {
-			rows := perm[lo:min(lo+bs, n)]
-			mb := len(rows)
-			for r, i := range rows {
-				m.input(train.Row(i), xb[r*d:(r+1)*d])
-			}
-			impl.Sgemm(blas.NoTrans, blas.Trans, mb, c, d, 1, xb, d, m.W, d, 0, g, c)
-			var batchLoss float64
-			for r, i := range rows {
-				batchLoss += softmaxGrad(g[r*c:(r+1)*c], m.B, train.Labels[i], mb)
-			}
-			loss += batchLoss / float64(mb)
-			// dW = Gᵀ·X, dB = column sums of G.
-			impl.Sgemm(blas.Trans, blas.NoTrans, c, d, mb, 1, g, c, xb, d, 0, gW, d)
-			clear(gB)
-			for r := range mb {
-				for k, v := range g[r*c : (r+1)*c] {
-					gB[k] += v
-				}
-			}
+			loss += m.batchGradients(train, perm[lo:min(lo+bs, n)], xb, g, gW, gB)
 			if err := opt.Step(lrs[step], cfg.WeightDecay); err != nil {
 				return nil, 0, fmt.Errorf("linear: step %d: %w", step, err)
 			}
@@ -193,6 +174,31 @@ func trainLinear(train Features, classes int, cfg LinearConfig, order func(epoch
 		}
 	}
 	return m, loss, nil
+}
+
+// batchGradients puts the mean softmax cross-entropy gradient of the
+// given rows of train into gW and gB (xb and g are scratch of at least
+// len(rows)·Dim and len(rows)·Classes) and returns the batch's mean loss.
+func (m *LinearModel) batchGradients(train Features, rows []int, xb, g, gW, gB []float32) float64 {
+	var impl gonum.Implementation
+	mb, d, c := len(rows), m.Dim, m.Classes
+	for r, i := range rows {
+		m.input(train.Row(i), xb[r*d:(r+1)*d])
+	}
+	impl.Sgemm(blas.NoTrans, blas.Trans, mb, c, d, 1, xb, d, m.W, d, 0, g, c)
+	var loss float64
+	for r, i := range rows {
+		loss += softmaxGrad(g[r*c:(r+1)*c], m.B, train.Labels[i], mb)
+	}
+	// dW = Gᵀ·X, dB = column sums of G.
+	impl.Sgemm(blas.Trans, blas.NoTrans, c, d, mb, 1, g, c, xb, d, 0, gW, d)
+	clear(gB)
+	for r := range mb {
+		for k, v := range g[r*c : (r+1)*c] {
+			gB[k] += v
+		}
+	}
+	return loss / float64(mb)
 }
 
 // softmaxGrad turns one row of logits (without bias) into the gradient of

@@ -5,9 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
-
 	"github.com/sslight-go/sslight/trainer/optim"
 )
 
@@ -72,7 +69,6 @@ func ReferenceLinear(trainEpoch func(epoch int) (Features, error), test Features
 		bs, step int
 		labels   []int
 		loss     float64
-		impl     gonum.Implementation
 	)
 	for epoch := range cfg.Epochs {
 		train, err := trainEpoch(epoch)
@@ -128,25 +124,8 @@ func ReferenceLinear(trainEpoch func(epoch int) (Features, error), test Features
 		loss = 0
 		batches := 0
 		for lo := 0; lo < n; lo += bs {
-			rows := perm[lo:min(lo+bs, n)]
-			mb := len(rows)
-			for r, i := range rows {
-				copy(xb[r*d:(r+1)*d], train.Row(i))
-			}
-			impl.Sgemm(blas.NoTrans, blas.Trans, mb, c, d, 1, xb, d, m.W, d, 0, g, c)
-			var batchLoss float64
-			for r, i := range rows {
-				batchLoss += softmaxGrad(g[r*c:(r+1)*c], m.B, train.Labels[i], mb)
-			}
-			loss += batchLoss / float64(mb)
+			loss += m.batchGradients(train, perm[lo:min(lo+bs, n)], xb, g, gW, gB)
 			batches++
-			impl.Sgemm(blas.Trans, blas.NoTrans, c, d, mb, 1, g, c, xb, d, 0, gW, d)
-			clear(gB)
-			for r := range mb {
-				for k, v := range g[r*c : (r+1)*c] {
-					gB[k] += v
-				}
-			}
 			if err := opt.Step(lrs[step], cfg.WeightDecay); err != nil {
 				return nil, fmt.Errorf("reference linear: step %d: %w", step, err)
 			}
