@@ -314,11 +314,14 @@ func evaluateModel(ctx context.Context, m evalModel, spec evalSpec, format, out 
 			if p == protoSemi10 {
 				frac = 0.10
 			}
-			top1, desc, err := semiSupervised(ctx, m, spec, trainList, valList, classes, frac)
+			res, desc, err := semiSupervised(ctx, m, spec, trainList, valList, classes, frac)
 			if err != nil {
 				return nil, err
 			}
-			row.Metrics[p+"_top1"] = top1
+			row.Metrics[p+"_top1"] = res.Top1
+			if res.HasTop5 {
+				row.Metrics[p+"_top5"] = res.Top5
+			}
 			row.Protocols[p] = desc
 		case protoDetection:
 			if m.RawPixels {
@@ -356,7 +359,7 @@ func mergeFloat(a, b map[string]float64) map[string]float64 {
 // semiSupervised fine-tunes the model's backbone with a linear head on a
 // class-stratified fraction of the train labels and scores the whole
 // validation set.
-func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, valList *source.Listing, classes int, frac float64) (float64, string, error) {
+func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, valList *source.Listing, classes int, frac float64) (*finetune.Result, string, error) {
 	cfg := m.Config
 	var bb backbone.Backbone
 	var err error
@@ -364,30 +367,30 @@ func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, 
 		var meta *trainer.Meta
 		var dir string
 		if dir, meta, err = resolveCheckpoint(ctx, m.Checkpoint); err != nil {
-			return 0, "", err
+			return nil, "", err
 		}
 		if cfg, err = configs.Parse(meta.Config, "checkpoint config"); err != nil {
-			return 0, "", err
+			return nil, "", err
 		}
 		if bb, err = backbone.New(meta.Arch, backbone.Options{Width: meta.Width, SmallImageStem: meta.SmallImageStem, PatchSize: meta.PatchSize}); err != nil {
-			return 0, "", err
+			return nil, "", err
 		}
 		f, err := readSafetensors(ctx, storage.Join(dir, trainer.BackboneFile))
 		if err != nil {
-			return 0, "", err
+			return nil, "", err
 		}
 		if err := backbone.LoadStateDict(bb, f); err != nil {
-			return 0, "", err
+			return nil, "", err
 		}
 	} else {
 		if bb, err = backbone.New(cfg.Model.BackboneArch, backbone.Options{Seed: uint64(cfg.Seed), Width: cfg.Model.Width,
 			SmallImageStem: cfg.Model.SmallImageStem, PatchSize: cfg.ViT.PatchSize}); err != nil {
-			return 0, "", err
+			return nil, "", err
 		}
 	}
 	idx, how, err := semiSubset(ctx, spec, trainList, classes, frac)
 	if err != nil {
-		return 0, "", err
+		return nil, "", err
 	}
 	view := transforms.EvalView{Size: cfg.MultiViewsTransforms.GlobalCropSize, Mean: f32x3(cfg.Data.Mean), Std: f32x3(cfg.Data.Std), PixelLimit: cfg.Data.PixelLimit}
 	sub := make([]source.Item, len(idx))
@@ -396,21 +399,21 @@ func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, 
 	}
 	train, err := loadViews(ctx, view, sub)
 	if err != nil {
-		return 0, "", err
+		return nil, "", err
 	}
 	val, err := loadViews(ctx, view, valList.Items)
 	if err != nil {
-		return 0, "", err
+		return nil, "", err
 	}
 	ft := spec.Finetune
 	ft.Seed = spec.Seed
 	res, err := finetune.Run(bb, train, val, classes, ft)
 	if err != nil {
-		return 0, "", err
+		return nil, "", err
 	}
 	desc := fmt.Sprintf("fine-tune backbone + linear head on %d labelled images (%.0f%%, %s): SGD momentum %.1f, lr %g cosine, batch %d, %d epochs, wd %g, flips=%v; scored on %d validation images",
 		train.N, 100*frac, how, ft.Momentum, ft.LR, ft.BatchSize, ft.Epochs, ft.WeightDecay, ft.Flip, val.N)
-	return res.Top1, desc, nil
+	return res, desc, nil
 }
 
 // semiSubset picks the labelled training images of a semi-supervised

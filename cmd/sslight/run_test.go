@@ -86,7 +86,7 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 		keys := []string{"knn_top1", "knn_top5", "linear_top1", "linear_top5"}
 		if w.setting != report.SettingRawPixels {
-			keys = append(keys, "semi1_top1", "semi10_top1")
+			keys = append(keys, "semi1_top1", "semi1_top5", "semi10_top1", "semi10_top5")
 		}
 		for _, k := range keys {
 			v, ok := r.Metrics[k]
