@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/trainer"
 )
@@ -135,14 +133,7 @@ func TestEvalReferenceLinear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep report.Report
-	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, out)
 	if len(rep.Rows) != 2 {
 		t.Fatalf("%d rows, want random init and the checkpoint", len(rep.Rows))
 	}
@@ -194,11 +185,7 @@ func TestEvalSemiSubsetList(t *testing.T) {
 		"--protocols", "semi1", "--semi1-list", list, "--finetune-epochs", "1", "--out", out}); err != nil {
 		t.Fatal(err)
 	}
-	var rep report.Report
-	b, _ := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, out)
 	if d := rep.Rows[0].Protocols["semi1"]; !strings.Contains(d, "on 7 labelled images") || !strings.Contains(d, list) {
 		t.Errorf("semi1 protocol %q: want the 7 images the list names", d)
 	}

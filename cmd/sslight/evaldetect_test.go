@@ -141,14 +141,7 @@ func TestEvalDetectionProtocol(t *testing.T) {
 	if err := runEvalClassify(ctx, args); err != nil {
 		t.Fatal(err)
 	}
-	var rep report.Report
-	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, out)
 	if len(rep.Rows) != 2 || rep.Rows[0].Setting != report.SettingRandomInit {
 		t.Fatalf("rows %+v: want random init and the checkpoint", rep.Rows)
 	}
@@ -197,14 +190,7 @@ func TestEvalDetectionWithKNN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep report.Report
-	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, out)
 	if len(rep.Rows) != 2 {
 		t.Fatalf("%d rows, want raw pixels and the checkpoint", len(rep.Rows))
 	}

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -74,14 +73,7 @@ func TestLearningFigure(t *testing.T) {
 	if err := runRun(ctx, args); err != nil {
 		t.Fatal(err)
 	}
-	var rep report.Report
-	b, err := os.ReadFile(filepath.Join(onlyRunDir(t, filepath.Join(root, "runs")), "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, onlyRunDir(t, filepath.Join(root, "runs")))
 	// The reference's two-seed means (kNN, linear) measured with its
 	// PyTorch code on the same setup.
 	ref := map[string][2]float64{report.SettingBaseline: {73.5, 72.4}, report.SettingSSLight: {76.4, 76.7}}

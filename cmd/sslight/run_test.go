@@ -35,6 +35,20 @@ func exportMini(t *testing.T, split, out string, perClass int) {
 	}
 }
 
+// readReport reads the metrics.json an eval or run wrote under dir.
+func readReport(t *testing.T, dir string) report.Report {
+	t.Helper()
+	var rep report.Report
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 func onlyRunDir(t *testing.T, root string) string {
 	t.Helper()
 	ents, err := os.ReadDir(root)
@@ -66,14 +80,7 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	var rep report.Report
-	b, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, dir)
 	want := []struct{ name, setting string }{{"raw pixels", report.SettingRawPixels}, {"random init", report.SettingRandomInit},
 		{"DINO", report.SettingBaseline}, {"DINO + SSLight", report.SettingSSLight}}
 	if len(rep.Rows) != len(want) {
@@ -120,14 +127,7 @@ func TestRunOnEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := onlyRunDir(t, runs)
-	var rep report.Report
-	b, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, dir)
 	if len(rep.Rows) != 1 || !strings.HasPrefix(rep.Rows[0].Checkpoint, "gs://sslight-demo/runs/") {
 		t.Errorf("rows %+v: want one row whose checkpoint lives in the emulated bucket", rep.Rows)
 	}
