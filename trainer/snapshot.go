@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sslight-go/sslight/sinks/safetensors"
+	"github.com/sslight-go/sslight/trainer/nn"
 )
 
 // stepSnapshot holds what a step changes before the optimiser runs: the
@@ -13,17 +14,30 @@ import (
 // checkpoint written then is exactly the state before that step (the
 // parameters and optimiser state are untouched until opt.Step).
 type stepSnapshot struct {
-	f32  [][]float32
-	cnt  []int64
-	loss *safetensors.File
+	buffers []nn.Entry // the networks' BatchNorm buffers, resolved once
+	f32     [][]float32
+	cnt     []int64
+	loss    *safetensors.File
+}
+
+// bufferEntries returns m's non-parameter state-dict entries; they alias
+// the networks' storage, so the list holds for the whole run.
+func (s *stepSnapshot) bufferEntries(m method) []nn.Entry {
+	if s.buffers == nil {
+		for _, e := range m.networkEntries() {
+			if e.Param == nil {
+				s.buffers = append(s.buffers, e)
+			}
+		}
+	}
+	return s.buffers
 }
 
 // take records m's state; the buffers are reused from step to step.
 func (s *stepSnapshot) take(m method) error {
 	i, j := 0, 0
-	for _, e := range m.networkEntries() {
+	for _, e := range s.bufferEntries(m) {
 		switch {
-		case e.Param != nil:
 		case e.Count != nil:
 			if j == len(s.cnt) {
 				s.cnt = append(s.cnt, 0)
@@ -48,9 +62,8 @@ func (s *stepSnapshot) take(m method) error {
 // restore puts the recorded state back into m.
 func (s *stepSnapshot) restore(m method) error {
 	i, j := 0, 0
-	for _, e := range m.networkEntries() {
+	for _, e := range s.bufferEntries(m) {
 		switch {
-		case e.Param != nil:
 		case e.Count != nil:
 			*e.Count = s.cnt[j]
 			j++
