@@ -110,14 +110,31 @@ func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 }
 // are batched into one GEMM so that it is not a matrix-vector product.
 const gemmColumns = 512
 
-// chunkImages returns how many images one GEMM covers.
+// chunks returns how many chunks the batch splits into: the fewest whose
+// images give each GEMM at least gemmColumns columns, rounded up to a
+// multiple of the worker count so that every worker gets the same number of
+// images, give or take one. (Cutting 64 images of a 6x6 map into chunks of
+// 14 left one worker 42 images and the other 22: a quarter of resnet18's
+// convolution time at 96 px ran on one core.)
+func (g *convGeom) chunks() int {
+	per := max(1, gemmColumns/g.p)
+	c := (g.n + per - 1) / per
+	w := numWorkers(g.n)
+	c = (c + w - 1) / w * w
+	return min(c, g.n)
+}
+
+// chunkRange returns the first image and the image count of chunk ch of
+// chunks: sizes differ by at most one.
+func (g *convGeom) chunkRange(ch, chunks int) (n0, cnt int) {
+	n0 = ch * g.n / chunks
+	return n0, (ch+1)*g.n/chunks - n0
+}
+
+// chunkImages returns the most images one chunk holds (scratch size).
 func (g *convGeom) chunkImages() int {
-	nb := max(1, gemmColumns/g.p)
-	// Keep at least one chunk per worker when the batch allows.
-	if w := numWorkers(g.n); g.n/nb < w {
-		nb = max(1, g.n/w)
-	}
-	return min(nb, g.n)
+	c := g.chunks()
+	return (g.n + c - 1) / c
 }
 
 // convScratch is one worker's buffers for a chunk of nb images.
@@ -279,12 +296,6 @@ func (k *convKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, s
 	}
 }
 
-// chunks is how many chunks of chunkImages() images the batch splits into.
-func (g *convGeom) chunks() int {
-	nb := g.chunkImages()
-	return (g.n + nb - 1) / nb
-}
-
 // eachChunkGroup calls f for every (chunk of images, group) pair, the chunks
 // split over the worker pool; sc is the worker's scratch, made on its first
 // use and released when all are done. wk is the worker index (below
@@ -299,8 +310,7 @@ func (g *convGeom) eachChunkGroup(f func(wk int, sc *convScratch, n0, cnt, gi in
 			scratch[wk] = g.scratch(nb)
 		}
 		for ch := lo; ch < hi; ch++ {
-			n0 := ch * nb
-			cnt := min(nb, g.n-n0)
+			n0, cnt := g.chunkRange(ch, chunks)
 			for gi := 0; gi < g.g; gi++ {
 				f(wk, scratch[wk], n0, cnt, gi)
 			}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"testing"
 
 	"gorgonia.org/gorgonia"
@@ -405,6 +406,45 @@ func TestRowOpsForward(t *testing.T) {
 			if math.Abs(float64(got[i]-tc.want[i])) > 1e-6 {
 				t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 				break
+			}
+		}
+	}
+}
+
+// TestConvChunksBalanceWorkers checks that the batch splits into chunks
+// that cover every image once, differ by at most one image, and give every
+// worker the same number of images give or take one: 64 images of a 6x6 map
+// used to split 42/22 over two workers.
+func TestConvChunksBalanceWorkers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, workers := range []int{1, 2, 3, 4, 16} {
+		runtime.GOMAXPROCS(workers)
+		for _, n := range []int{1, 2, 3, 7, 16, 32, 63, 64, 65, 256} {
+			for _, side := range []int{1, 3, 6, 7, 12, 14, 24, 56} {
+				g := convGeom{n: n, p: side * side}
+				chunks := g.chunks()
+				perWorker := make([]int, numWorkers(chunks))
+				next, lo, hi := 0, n, 0
+				parallelFor(chunks, func(wk, a, b int) {
+					for ch := a; ch < b; ch++ {
+						_, cnt := g.chunkRange(ch, chunks)
+						perWorker[wk] += cnt
+					}
+				})
+				for ch := 0; ch < chunks; ch++ {
+					n0, cnt := g.chunkRange(ch, chunks)
+					if n0 != next || cnt < 1 || cnt > g.chunkImages() {
+						t.Fatalf("workers %d, n %d, %dx%d: chunk %d = [%d, +%d), want start %d, size 1..%d", workers, n, side, side, ch, n0, cnt, next, g.chunkImages())
+					}
+					next += cnt
+					lo, hi = min(lo, cnt), max(hi, cnt)
+				}
+				if next != n || hi-lo > 1 {
+					t.Fatalf("workers %d, n %d, %dx%d: chunks cover %d images, sizes %d..%d", workers, n, side, side, next, lo, hi)
+				}
+				if slices.Max(perWorker)-slices.Min(perWorker) > 1 {
+					t.Errorf("workers %d, n %d, %dx%d: images per worker %v", workers, n, side, side, perWorker)
+				}
 			}
 		}
 	}

@@ -36,3 +36,10 @@ void nn_bn_dx(float *dx, const float *x, const float *dy, const float *y, int ac
 void nn_act_forward(int act, float *out, const float *x, ptrdiff_t n);
 void nn_act_backward(int act, float *dx, const float *dy, const float *x, ptrdiff_t n);
 void nn_add(float *out, const float *a, const float *b, ptrdiff_t n);
+// nn_pool is a max pool's geometry: square kernel k, stride s, padding p.
+typedef struct {
+	int32_t h, w, oh, ow, k, s, p;
+} nn_pool;
+// avx2 selects the 8-wide path (the CPU must have AVX2).
+void nn_maxpool_forward(nn_pool g, const float *x, float *out, ptrdiff_t planes, int avx2);
+void nn_maxpool_backward(nn_pool g, const float *x, const float *dy, float *dx, ptrdiff_t planes, int avx2);

@@ -467,3 +467,139 @@ TARGET void nn_add(float *out, const float *a, const float *b, ptrdiff_t n) {
 	for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
 	for (; i < n; i++) out[i] = a[i] + b[i];
 }
+
+// pool_argmax returns the offset in plane xc of the maximum of output
+// (oy, ox)'s window: the first maximum in row-major window order, or the
+// first NaN (torch propagates NaN), as maxPoolKernel.argmax. The window is
+// clipped to the plane once, so the inner loops carry no bounds checks.
+static inline int pool_argmax(const nn_pool *g, const float *xc, int oy, int ox) {
+	int y0 = oy * g->s - g->p, x0 = ox * g->s - g->p;
+	int y1 = y0 + g->k, x1 = x0 + g->k;
+	if (y0 < 0) y0 = 0;
+	if (x0 < 0) x0 = 0;
+	if (y1 > g->h) y1 = g->h;
+	if (x1 > g->w) x1 = g->w;
+	int bi = y0 * g->w + x0;
+	float best = xc[bi];
+	if (best != best) return bi;
+	for (int y = y0; y < y1; y++) {
+		const float *row = xc + y * g->w;
+		for (int x = (y == y0 ? x0 + 1 : x0); x < x1; x++) {
+			const float v = row[x];
+			// !(v <= best): greater, or NaN.
+			if (!(v <= best)) {
+				best = v;
+				bi = y * g->w + x;
+				if (v != v) return bi;
+			}
+		}
+	}
+	return bi;
+}
+
+// pool_rows8 finds, for the 8 outputs (oy, ox0..ox0+7) whose windows lie
+// inside the plane, each window's maximum and its offset in the plane, with
+// 8-wide gathers and blends: a strict greater-than keeps the first maximum
+// in row-major window order, as pool_argmax does. It returns 0 when a window
+// holds a NaN, which the caller then resolves with pool_argmax. Random data
+// made the scalar loop's compare branch mispredict about every other window
+// element, so the maximum of 9 values cost ~25 ns.
+TARGET static inline int pool_rows8(const nn_pool *g, const float *xc, int oy, int ox0, __m256 *vmax, __m256i *vidx) {
+	const __m256i lane = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(g->s));
+	const int y0 = oy * g->s - g->p, x0 = ox0 * g->s - g->p;
+	__m256i idx = _mm256_add_epi32(lane, _mm256_set1_epi32(y0 * g->w + x0));
+	__m256 best = _mm256_i32gather_ps(xc, idx, 4), nan = _mm256_cmp_ps(best, best, _CMP_UNORD_Q);
+	__m256i bi = idx;
+	for (int i = 0; i < g->k; i++) {
+		for (int j = (i == 0); j < g->k; j++) {
+			const __m256i at = _mm256_add_epi32(lane, _mm256_set1_epi32((y0 + i) * g->w + x0 + j));
+			const __m256 v = _mm256_i32gather_ps(xc, at, 4);
+			const __m256 gt = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+			nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+			best = _mm256_blendv_ps(best, v, gt);
+			bi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bi), _mm256_castsi256_ps(at), gt));
+		}
+	}
+	*vmax = best;
+	*vidx = bi;
+	return _mm256_movemask_ps(nan) == 0;
+}
+
+// pool_inner returns the output range [lo, hi) whose windows lie inside
+// [0, n) along one axis (n input positions, on outputs).
+static inline void pool_inner(const nn_pool *g, int n, int on, int *lo, int *hi) {
+	int l = (g->p + g->s - 1) / g->s, h = on;
+	// Window of output o covers [o·s − p, o·s − p + k).
+	while (h > l && (h - 1) * g->s - g->p + g->k > n) h--;
+	if (h < l) h = l;
+	*lo = l;
+	*hi = h;
+}
+
+// pool_plane_scalar runs the forward (dy == NULL) or backward of one plane.
+static void pool_plane_scalar(const nn_pool *g, const float *xc, float *o, const float *dy, float *dx) {
+	for (int oy = 0; oy < g->oh; oy++) {
+		for (int ox = 0; ox < g->ow; ox++) {
+			const int a = pool_argmax(g, xc, oy, ox);
+			if (dy == NULL) o[oy * g->ow + ox] = xc[a];
+			else dx[a] += dy[oy * g->ow + ox];
+		}
+	}
+}
+
+// pool_plane_avx2 is pool_plane_scalar 8-wide over the windows inside the
+// plane, pool_argmax at the edges and on NaN.
+TARGET static void pool_plane_avx2(const nn_pool *g, const float *xc, float *o, const float *dy, float *dx) {
+	int ylo, yhi, xlo, xhi;
+	pool_inner(g, g->h, g->oh, &ylo, &yhi);
+	pool_inner(g, g->w, g->ow, &xlo, &xhi);
+	// Offsets must fit the gathers' int32 indices.
+	const int simd = (double)g->h * g->w < 2e9;
+	for (int oy = 0; oy < g->oh; oy++) {
+		int ox = 0;
+		for (; ox < g->ow; ox++) {
+			if (simd && oy >= ylo && oy < yhi && ox >= xlo && ox + 8 <= xhi) {
+				__m256 m;
+				__m256i bi;
+				if (pool_rows8(g, xc, oy, ox, &m, &bi)) {
+					if (dy == NULL) {
+						_mm256_storeu_ps(o + oy * g->ow + ox, m);
+					} else {
+						int32_t at[8];
+						_mm256_storeu_si256((__m256i *)at, bi);
+						// In output order, as the scalar loop adds.
+						for (int l = 0; l < 8; l++) dx[at[l]] += dy[oy * g->ow + ox + l];
+					}
+					ox += 7;
+					continue;
+				}
+				for (int l = 0; l < 8; l++, ox++) {
+					const int a = pool_argmax(g, xc, oy, ox);
+					if (dy == NULL) o[oy * g->ow + ox] = xc[a];
+					else dx[a] += dy[oy * g->ow + ox];
+				}
+				ox--;
+				continue;
+			}
+			const int a = pool_argmax(g, xc, oy, ox);
+			if (dy == NULL) o[oy * g->ow + ox] = xc[a];
+			else dx[a] += dy[oy * g->ow + ox];
+		}
+	}
+}
+
+void nn_maxpool_forward(nn_pool g, const float *x, float *out, ptrdiff_t planes, int avx2) {
+	const ptrdiff_t in = (ptrdiff_t)g.h * g.w, on = (ptrdiff_t)g.oh * g.ow;
+	for (ptrdiff_t c = 0; c < planes; c++) {
+		if (avx2) pool_plane_avx2(&g, x + c * in, out + c * on, NULL, NULL);
+		else pool_plane_scalar(&g, x + c * in, out + c * on, NULL, NULL);
+	}
+}
+
+void nn_maxpool_backward(nn_pool g, const float *x, const float *dy, float *dx, ptrdiff_t planes, int avx2) {
+	const ptrdiff_t in = (ptrdiff_t)g.h * g.w, on = (ptrdiff_t)g.oh * g.ow;
+	for (ptrdiff_t c = 0; c < planes; c++) {
+		if (avx2) pool_plane_avx2(&g, x + c * in, NULL, dy + c * on, dx + c * in);
+		else pool_plane_scalar(&g, x + c * in, NULL, dy + c * on, dx + c * in);
+	}
+}

@@ -252,3 +252,53 @@ func TestSIMDElementwiseMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestCMaxPoolMatchesGo runs the C max pool (scalar, and 8-wide where the
+// CPU has AVX2) against its Go twin on random geometries with ties (values
+// drawn from a few levels), -Inf and NaN, so that the first-maximum and
+// NaN-propagation rules are exercised.
+func TestCMaxPoolMatchesGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	levels := []float32{-1, 0, 0.5, 2, float32(math.Inf(-1))}
+	for trial := 0; trial < 300; trial++ {
+		k := &maxPoolKernel{k: 1 + rng.IntN(4), s: 1 + rng.IntN(3)}
+		k.p = rng.IntN(k.k/2 + 1)
+		// Widths up to 40 give the 8-wide path several blocks per row.
+		h, w, planes := 1+rng.IntN(12), 1+rng.IntN(40), 1+rng.IntN(3)
+		nanEvery := []int{0, 40, 400}[trial%3]
+		oh, ow := (h+2*k.p-k.k)/k.s+1, (w+2*k.p-k.k)/k.s+1
+		if h+2*k.p < k.k || w+2*k.p < k.k {
+			continue
+		}
+		x := make([]float32, planes*h*w)
+		for i := range x {
+			x[i] = levels[rng.IntN(len(levels))]
+			if nanEvery > 0 && rng.IntN(nanEvery) == 0 {
+				x[i] = float32(math.NaN())
+			}
+		}
+		name := fmt.Sprintf("pool k%d s%d p%d on %dx%dx%d", k.k, k.s, k.p, planes, h, w)
+		want := make([]float32, planes*oh*ow)
+		maxPoolForwardGo(k, want, x, h, w, oh, ow)
+		got := guarded(rng, planes*oh*ow)
+		maxPoolForward(k, got, x, h, w, oh, ow)
+		checkGuard(t, name, got)
+		for i := range want {
+			if !equalF32(got[i], want[i]) {
+				t.Fatalf("%s: out[%d] = %v, Go %v", name, i, got[i], want[i])
+			}
+		}
+		dy := randFloats(rng, planes*oh*ow)
+		wantDx := randFloats(rng, planes*h*w)
+		gotDx := guarded(rng, planes*h*w)
+		copy(gotDx, wantDx) // both accumulate into what is there
+		maxPoolBackwardGo(k, wantDx, dy, x, h, w, oh, ow)
+		maxPoolBackward(k, gotDx, dy, x, h, w, oh, ow)
+		checkGuard(t, name+" backward", gotDx)
+		for i := range wantDx {
+			if !equalF32(gotDx[i], wantDx[i]) {
+				t.Fatalf("%s: dx[%d] = %v, Go %v", name, i, gotDx[i], wantDx[i])
+			}
+		}
+	}
+}

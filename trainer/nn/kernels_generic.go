@@ -32,6 +32,14 @@ func actBackward(a actCode, dx, dy, x []float32) { actBackwardGo(a, dx, dy, x) }
 
 func addVec(out, a, b []float32) { addGo(out, a, b) }
 
+func maxPoolForward(k *maxPoolKernel, out, x []float32, h, w, oh, ow int) {
+	maxPoolForwardGo(k, out, x, h, w, oh, ow)
+}
+
+func maxPoolBackward(k *maxPoolKernel, dx, dy, x []float32, h, w, oh, ow int) {
+	maxPoolBackwardGo(k, dx, dy, x, h, w, oh, ow)
+}
+
 // Kernels names the kernel set in use: always "go" in builds without cgo or
 // off amd64.
 func Kernels() string { return "go" }

@@ -223,7 +223,7 @@ func InputData(name string, vals []gorgonia.Value, shapes []tensor.Shape) ([][]f
 	return out, nil
 }
 
-// parallelFor runs f over [0, n) split into contiguous chunks, one per CPU;
+// parallelFor runs f over [0, n) split into contiguous ranges, one per CPU;
 // w is the chunk's index, below numWorkers(n), for per-worker scratch space.
 func parallelFor(n int, f func(w, lo, hi int)) {
 	workers := runtime.GOMAXPROCS(0)
@@ -236,15 +236,15 @@ func parallelFor(n int, f func(w, lo, hi int)) {
 		}
 		return
 	}
+	// Ranges differ by at most one item: ⌈n/workers⌉-sized ones left the
+	// last worker short (7 images over 3 workers went 3/3/1).
 	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
+	for w := range workers {
 		wg.Add(1)
 		go func(w, lo, hi int) {
 			defer wg.Done()
 			f(w, lo, hi)
-		}(lo/chunk, lo, hi)
+		}(w, w*n/workers, (w+1)*n/workers)
 	}
 	wg.Wait()
 }
@@ -263,3 +263,4 @@ func shapeProduct(s tensor.Shape) int {
 	}
 	return n
 }
+

@@ -67,15 +67,7 @@ func (k *maxPoolKernel) forward(out []float32, in [][]float32, s []tensor.Shape)
 	n, c, h, w := s[0][0], s[0][1], s[0][2], s[0][3]
 	oh, ow := (h+2*k.p-k.k)/k.s+1, (w+2*k.p-k.k)/k.s+1
 	parallelFor(n*c, func(_, lo, hi int) {
-		for nc := lo; nc < hi; nc++ {
-			xc := x[nc*h*w : (nc+1)*h*w]
-			o := out[nc*oh*ow : (nc+1)*oh*ow]
-			for oy := 0; oy < oh; oy++ {
-				for ox := 0; ox < ow; ox++ {
-					o[oy*ow+ox] = xc[k.argmax(xc, h, w, oy, ox)]
-				}
-			}
-		}
+		maxPoolForward(k, out[lo*oh*ow:hi*oh*ow], x[lo*h*w:hi*h*w], h, w, oh, ow)
 	})
 }
 
@@ -84,17 +76,37 @@ func (k *maxPoolKernel) backward(_ int, dIn, grad, _ []float32, in [][]float32, 
 	n, c, h, w := s[0][0], s[0][1], s[0][2], s[0][3]
 	oh, ow := (h+2*k.p-k.k)/k.s+1, (w+2*k.p-k.k)/k.s+1
 	parallelFor(n*c, func(_, lo, hi int) {
-		for nc := lo; nc < hi; nc++ {
-			xc := x[nc*h*w : (nc+1)*h*w]
-			d := dIn[nc*h*w : (nc+1)*h*w]
-			g := grad[nc*oh*ow : (nc+1)*oh*ow]
-			for oy := 0; oy < oh; oy++ {
-				for ox := 0; ox < ow; ox++ {
-					d[k.argmax(xc, h, w, oy, ox)] += g[oy*ow+ox]
-				}
+		maxPoolBackward(k, dIn[lo*h*w:hi*h*w], grad[lo*oh*ow:hi*oh*ow], x[lo*h*w:hi*h*w], h, w, oh, ow)
+	})
+}
+
+// maxPoolForwardGo pools the planes of x [planes, h, w] into out
+// [planes, oh, ow].
+func maxPoolForwardGo(k *maxPoolKernel, out, x []float32, h, w, oh, ow int) {
+	for c := range len(x) / (h * w) {
+		xc := x[c*h*w : (c+1)*h*w]
+		o := out[c*oh*ow : (c+1)*oh*ow]
+		for oy := 0; oy < oh; oy++ {
+			for ox := 0; ox < ow; ox++ {
+				o[oy*ow+ox] = xc[k.argmax(xc, h, w, oy, ox)]
 			}
 		}
-	})
+	}
+}
+
+// maxPoolBackwardGo adds each output gradient of dy [planes, oh, ow] to
+// its window's arg-max in dx [planes, h, w].
+func maxPoolBackwardGo(k *maxPoolKernel, dx, dy, x []float32, h, w, oh, ow int) {
+	for c := range len(x) / (h * w) {
+		xc := x[c*h*w : (c+1)*h*w]
+		d := dx[c*h*w : (c+1)*h*w]
+		g := dy[c*oh*ow : (c+1)*oh*ow]
+		for oy := 0; oy < oh; oy++ {
+			for ox := 0; ox < ow; ox++ {
+				d[k.argmax(xc, h, w, oy, ox)] += g[oy*ow+ox]
+			}
+		}
+	}
 }
 
 // GlobalAvgPoolOp averages x [N, C, ...] over everything after the channel
