@@ -263,4 +263,3 @@ func shapeProduct(s tensor.Shape) int {
 	}
 	return n
 }
-
