@@ -257,6 +257,12 @@ func timePhase(ctx context.Context, cfg benchModelConfig, train bool) (*phase, e
 			return nil, fmt.Errorf("backward: %w", err)
 		}
 	}
+	if !train {
+		// As feature extraction runs it: activations share buffers.
+		if _, err := nn.ShareBuffers(g, out.Embedding); err != nil {
+			return nil, err
+		}
+	}
 	vm := gorgonia.NewTapeMachine(g)
 	defer nn.CloseMachine(vm)
 	step := func() error {

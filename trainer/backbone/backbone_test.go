@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"gorgonia.org/gorgonia"
@@ -335,5 +336,59 @@ func TestEmbeddingSurvivesDownstreamOps(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("embedding[%d] = %g after the loss ops, want %g", i, got[i], want[i])
 		}
+	}
+}
+
+// TestSharedBuffersGiveTheSameOutputs: an eval-mode forward pass whose ops
+// share output buffers (nn.ShareBuffers, as feature extraction runs it)
+// gives bit-identical outputs to one where every op keeps its own, for each
+// family, over two batches, and holds far fewer bytes.
+func TestSharedBuffersGiveTheSameOutputs(t *testing.T) {
+	for _, tc := range []struct {
+		arch string
+		opts Options
+		size int
+	}{
+		{"resnet18", Options{Seed: 3}, 64},
+		{"mobilenet_v2", Options{Seed: 3}, 64},
+		{"vit_tiny", Options{Seed: 3, PatchSize: 16}, 48},
+	} {
+		t.Run(tc.arch, func(t *testing.T) {
+			b, err := New(tc.arch, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want [2][]float32
+			for i := range want {
+				want[i] = embed(t, b, randInput(uint64(10+i), 2, 3, tc.size, tc.size))
+			}
+			g := gorgonia.NewGraph()
+			x := randInput(10, 2, 3, tc.size, tc.size)
+			out, err := b.Forward(inputNode(g, "x", x), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := nn.ShareBuffers(g, out.Embedding)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Bytes*2 > plan.Unplan {
+				t.Errorf("plan %+v: sharing should at least halve the activation bytes", plan)
+			}
+			vm := gorgonia.NewTapeMachine(g)
+			defer nn.CloseMachine(vm)
+			for i := range want {
+				copy(x.Float32s(), randInput(uint64(10+i), 2, 3, tc.size, tc.size).Float32s())
+				vm.Reset()
+				if err := vm.RunAll(); err != nil {
+					t.Fatal(err)
+				}
+				got := out.Embedding.Value().Data().([]float32)
+				if !slices.Equal(got, want[i]) {
+					t.Fatalf("batch %d: shared-buffer embedding differs (first %v vs %v; plan %+v)", i, got[:4], want[i][:4], plan)
+				}
+			}
+			t.Logf("%s: %d ops in %d buffers, %.1f of %.1f MB", tc.arch, plan.Ops, plan.Buffers, float64(plan.Bytes)/1e6, float64(plan.Unplan)/1e6)
+		})
 	}
 }

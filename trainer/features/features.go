@@ -315,6 +315,10 @@ func (m *Model) run(n, h, w int) (*run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("features: %s on %d×%d views: %w", describe(m.arch), h, w, err)
 	}
+	// Only the embedding is read after a run: the activations share buffers.
+	if _, err := nn.ShareBuffers(g, o.Embedding); err != nil {
+		return nil, fmt.Errorf("features: %s on %d×%d views: %w", describe(m.arch), h, w, err)
+	}
 	r := &run{vm: gorgonia.NewTapeMachine(g), x: x, out: o.Embedding}
 	if m.runs == nil {
 		m.runs = map[runKey]*run{}

@@ -379,8 +379,10 @@ func TestCloseReleasesGraphs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.BatchSize = 32
-	imgs := views(32, 28, 28, 1)
+	// 64 views of 56 px: tens of MB even with the activations sharing
+	// buffers (nn.ShareBuffers).
+	m.BatchSize = 64
+	imgs := views(64, 56, 56, 1)
 	live := func(cycles int) int64 {
 		for range cycles {
 			runtime.GC()
@@ -390,16 +392,16 @@ func TestCloseReleasesGraphs(t *testing.T) {
 		return int64(ms.HeapAlloc)
 	}
 	base := live(2)
-	if _, err := m.Extract(imgs, 28, 28); err != nil {
+	if _, err := m.Extract(imgs, 56, 56); err != nil {
 		t.Fatal(err)
 	}
 	open := live(2) - base // one compiled graph with its activations
 	if open < 8<<20 {
-		t.Fatalf("an open 32-image graph holds %d bytes; the test expects tens of MB of activations", open)
+		t.Fatalf("an open 64-image graph holds %d bytes; the test expects tens of MB of activations", open)
 	}
 	for round := 0; round < 4; round++ {
 		m.Close()
-		if _, err := m.Extract(imgs, 28, 28); err != nil {
+		if _, err := m.Extract(imgs, 56, 56); err != nil {
 			t.Fatal(err)
 		}
 	}
