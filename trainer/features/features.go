@@ -327,11 +327,12 @@ func (m *Model) run(n, h, w int) (*run, error) {
 	return r, nil
 }
 
-// Close releases the compiled graphs; the Model stays usable (they are
-// rebuilt on demand).
+// Close releases the compiled graphs and the ops' pooled scratch buffers;
+// the Model stays usable (they are rebuilt on demand).
 func (m *Model) Close() {
 	for _, r := range m.runs {
 		nn.CloseMachine(r.vm)
 	}
 	m.runs = nil
+	nn.ReleaseScratch()
 }

@@ -110,26 +110,33 @@ func (g *convGeom) depthwise() bool { return g.cg == 1 && g.og == 1 }
 // are batched into one GEMM so that it is not a matrix-vector product.
 const gemmColumns = 512
 
-// chunks returns how many chunks the batch splits into: the fewest whose
-// images give each GEMM at least gemmColumns columns, rounded up to a
-// multiple of the worker count so that every worker gets the same number of
-// images, give or take one. (Cutting 64 images of a 6x6 map into chunks of
-// 14 left one worker 42 images and the other 22: a quarter of resnet18's
-// convolution time at 96 px ran on one core.)
-func (g *convGeom) chunks() int {
-	per := max(1, gemmColumns/g.p)
-	c := (g.n + per - 1) / per
-	w := numWorkers(g.n)
+// splitBatch returns how many chunks a batch of n images with p GEMM
+// columns each splits into: the fewest whose images give each GEMM at least
+// gemmColumns columns, rounded up to a multiple of the worker count so that
+// every worker gets the same number of images, give or take one. (Cutting
+// 64 images of a 6x6 map into chunks of 14 left one worker 42 images and
+// the other 22: a quarter of resnet18's convolution time at 96 px ran on
+// one core.)
+func splitBatch(n, p int) int {
+	per := max(1, gemmColumns/p)
+	c := (n + per - 1) / per
+	w := numWorkers(n)
 	c = (c + w - 1) / w * w
-	return min(c, g.n)
+	return min(c, n)
 }
 
-// chunkRange returns the first image and the image count of chunk ch of
-// chunks: sizes differ by at most one.
-func (g *convGeom) chunkRange(ch, chunks int) (n0, cnt int) {
-	n0 = ch * g.n / chunks
-	return n0, (ch+1)*g.n/chunks - n0
+// batchRange returns the first image and the image count of chunk ch of
+// chunks over n images: sizes differ by at most one.
+func batchRange(n, ch, chunks int) (n0, cnt int) {
+	n0 = ch * n / chunks
+	return n0, (ch+1)*n/chunks - n0
 }
+
+// chunks is splitBatch for this convolution.
+func (g *convGeom) chunks() int { return splitBatch(g.n, g.p) }
+
+// chunkRange is batchRange for this convolution.
+func (g *convGeom) chunkRange(ch, chunks int) (n0, cnt int) { return batchRange(g.n, ch, chunks) }
 
 // chunkImages returns the most images one chunk holds (scratch size).
 func (g *convGeom) chunkImages() int {
@@ -171,6 +178,12 @@ func (k *convKernel) forward(out []float32, in [][]float32, shapes []tensor.Shap
 				depthwiseForward(&g, out[nc*g.p:(nc+1)*g.p], x[nc*g.h*g.w:(nc+1)*g.h*g.w], w[c*g.kh*g.kw:(c+1)*g.kh*g.kw])
 			}
 		})
+		return
+	}
+	if g.winograd() {
+		u := winogradWeights(w, g.o, g.c, false)
+		winogradConv(out, x, u, g.n, g.c, g.o, g.h, g.w)
+		putScratch(u)
 		return
 	}
 	bl := gorgonia.WhichBLAS()
@@ -247,6 +260,13 @@ func (k *convKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, s
 	}
 	bl := gorgonia.WhichBLAS()
 	imgX, imgO := g.c*g.h*g.w, g.o*g.p
+	if wrt == 0 && g.winograd() {
+		// dx is the convolution of dy with the rotated, transposed filters.
+		u := winogradWeights(w, g.o, g.c, true)
+		winogradConv(dIn, grad, u, g.n, g.o, g.c, g.h, g.w)
+		putScratch(u)
+		return
+	}
 	if wrt == 0 {
 		g.eachChunkGroup(func(_ int, sc *convScratch, n0, cnt, gi int) {
 			cols := cnt * g.p

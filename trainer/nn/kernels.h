@@ -43,3 +43,11 @@ typedef struct {
 // avx2 selects the 8-wide path (the CPU must have AVX2).
 void nn_maxpool_forward(nn_pool g, const float *x, float *out, ptrdiff_t planes, int avx2);
 void nn_maxpool_backward(nn_pool g, const float *x, const float *dy, float *dx, ptrdiff_t planes, int avx2);
+// Winograd F(2x2, 3x3) transforms of a 3x3 stride-1 pad-1 convolution
+// (output size = input size h x w, tiles of 2x2 outputs, th = (h+1)/2 by
+// tw = (w+1)/2 per image, tile t = image·th·tw + ty·tw + tx of T in all).
+// nn_wino_input writes V [16][c][T] from cnt images of c planes (image i
+// at x + i·img_stride); nn_wino_output writes the 2x2 outputs of
+// M [16][o][T] into cnt images of o planes (image i at out + i·out_stride).
+void nn_wino_input(const float *x, ptrdiff_t img_stride, int cnt, int c, int h, int w, float *v, int avx2);
+void nn_wino_output(const float *m, int cnt, int o, int h, int w, float *out, ptrdiff_t out_stride, int avx2);

@@ -603,3 +603,215 @@ void nn_maxpool_backward(nn_pool g, const float *x, const float *dy, float *dx, 
 		else pool_plane_scalar(&g, x + c * in, NULL, dy + c * on, dx + c * in);
 	}
 }
+
+// Winograd F(2x2, 3x3): V = Bᵀ·d·B for a 4x4 input patch d, Y = Aᵀ·M·A for
+// a 4x4 product M, with Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] and
+// Aᵀ = [1 1 1 0; 0 1 -1 -1].
+
+// WINO_IN4 applies Bᵀ to four values.
+#define WINO_IN4(a0, a1, a2, a3, r0, r1, r2, r3) \
+	do { r0 = (a0) - (a2); r1 = (a1) + (a2); r2 = (a2) - (a1); r3 = (a1) - (a3); } while (0)
+
+// wino_patch loads the 4x4 input patch of tile (ty, tx), zero outside the
+// plane.
+static inline void wino_patch(const float *xc, int h, int w, int ty, int tx, float d[16]) {
+	const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+	if (y0 >= 0 && x0 >= 0 && y0 + 4 <= h && x0 + 4 <= w) {
+		for (int r = 0; r < 4; r++)
+			for (int s = 0; s < 4; s++) d[r * 4 + s] = xc[(y0 + r) * w + x0 + s];
+		return;
+	}
+	for (int r = 0; r < 4; r++) {
+		const int y = y0 + r;
+		for (int s = 0; s < 4; s++) {
+			const int xx = x0 + s;
+			d[r * 4 + s] = (y >= 0 && y < h && xx >= 0 && xx < w) ? xc[y * w + xx] : 0.0f;
+		}
+	}
+}
+
+// wino_input_tile writes tile t's 16 transformed values of one channel:
+// v[ξ·stride + t] for ξ = 4·row + column.
+static inline void wino_input_tile(const float d[16], float *v, ptrdiff_t stride, ptrdiff_t t) {
+	// Along each row first, then down each column: the order (and so the
+	// rounding) of wino_input8.
+	float b[16];
+	for (int r = 0; r < 4; r++) WINO_IN4(d[4 * r], d[4 * r + 1], d[4 * r + 2], d[4 * r + 3], b[4 * r], b[4 * r + 1], b[4 * r + 2], b[4 * r + 3]);
+	for (int s = 0; s < 4; s++) {
+		float o0, o1, o2, o3;
+		WINO_IN4(b[s], b[4 + s], b[8 + s], b[12 + s], o0, o1, o2, o3);
+		v[(0 + s) * stride + t] = o0;
+		v[(4 + s) * stride + t] = o1;
+		v[(8 + s) * stride + t] = o2;
+		v[(12 + s) * stride + t] = o3;
+	}
+}
+
+// deinterleave splits 16 consecutive floats at p into their even and odd
+// elements.
+TARGET static inline void deinterleave(const float *p, __m256 *even, __m256 *odd) {
+	const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+	*even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+	*odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+// lane_mask returns the mask of the first n of 8 lanes (n clipped to 0..8).
+TARGET static inline __m256i lane_mask(int n) {
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// wino_input_avx2 transforms one plane, 8 tiles at a time. The plane is
+// first copied into pad, zero-bordered and wide enough that every block of
+// 8 tiles reads inside it: the tiles at the edges (a third of them on a
+// 28x28 map, all of them on 14x14 and smaller) then take the 8-wide path
+// too, and a row's last block stores only its valid lanes.
+TARGET static void wino_input_avx2(const float *xc, int h, int w, int th, int tw, float *v, ptrdiff_t stride, ptrdiff_t t0, float *pad) {
+	const int hp = 2 * th + 2, wp = 2 * tw + 18;
+	// Padded row r + 1 holds input row r; column c + 1 input column c.
+	memset(pad, 0, sizeof(float) * (size_t)wp);
+	for (int r = 0; r < hp - 1; r++) {
+		float *d = pad + (ptrdiff_t)(r + 1) * wp;
+		if (r < h) {
+			d[0] = 0;
+			memcpy(d + 1, xc + (ptrdiff_t)r * w, sizeof(float) * (size_t)w);
+			memset(d + 1 + w, 0, sizeof(float) * (size_t)(wp - 1 - w));
+		} else {
+			memset(d, 0, sizeof(float) * (size_t)wp);
+		}
+	}
+	for (int ty = 0; ty < th; ty++) {
+		for (int tx = 0; tx < tw; tx += 8) {
+			__m256 b[16];
+			for (int r = 0; r < 4; r++) {
+				// Patch row r of tile (ty, tx) is padded row 2ty + r, from
+				// padded column 2tx.
+				const float *row = pad + (ptrdiff_t)(2 * ty + r) * wp + 2 * tx;
+				__m256 c0, c1, c2, c3;
+				deinterleave(row, &c0, &c1);
+				deinterleave(row + 2, &c2, &c3);
+				b[4 * r + 0] = _mm256_sub_ps(c0, c2);
+				b[4 * r + 1] = _mm256_add_ps(c1, c2);
+				b[4 * r + 2] = _mm256_sub_ps(c2, c1);
+				b[4 * r + 3] = _mm256_sub_ps(c1, c3);
+			}
+			float *vt = v + t0 + ty * tw + tx;
+			const __m256i mask = lane_mask(tw - tx);
+			const int full = tw - tx >= 8;
+			for (int s = 0; s < 4; s++) {
+				const __m256 d0 = b[s], d1 = b[4 + s], d2 = b[8 + s], d3 = b[12 + s];
+				const __m256 o[4] = {_mm256_sub_ps(d0, d2), _mm256_add_ps(d1, d2), _mm256_sub_ps(d2, d1), _mm256_sub_ps(d1, d3)};
+				for (int q = 0; q < 4; q++) {
+					float *dst = vt + (4 * q + s) * stride;
+					if (full) _mm256_storeu_ps(dst, o[q]);
+					else _mm256_maskstore_ps(dst, mask, o[q]);
+				}
+			}
+		}
+	}
+}
+
+void nn_wino_input(const float *x, ptrdiff_t img_stride, int cnt, int c, int h, int w, float *v, int avx2) {
+	const int th = (h + 1) / 2, tw = (w + 1) / 2;
+	const ptrdiff_t T = (ptrdiff_t)cnt * th * tw, stride = (ptrdiff_t)c * T;
+	float *pad = avx2 ? malloc(sizeof(float) * (size_t)(2 * th + 2) * (size_t)(2 * tw + 18)) : NULL;
+	if (pad == NULL) avx2 = 0;
+	for (int i = 0; i < cnt; i++) {
+		for (int ch = 0; ch < c; ch++) {
+			const float *xc = x + i * img_stride + (ptrdiff_t)ch * h * w;
+			float *vc = v + ch * T;
+			const ptrdiff_t t0 = (ptrdiff_t)i * th * tw;
+			if (avx2) {
+				wino_input_avx2(xc, h, w, th, tw, vc, stride, t0, pad);
+				continue;
+			}
+			for (int ty = 0; ty < th; ty++) {
+				for (int tx = 0; tx < tw; tx++) {
+					float d[16];
+					wino_patch(xc, h, w, ty, tx, d);
+					wino_input_tile(d, vc, stride, t0 + ty * tw + tx);
+				}
+			}
+		}
+	}
+	free(pad);
+}
+
+// wino_output_tile returns tile t's 2x2 outputs Aᵀ·M·A (y00 y01 y10 y11).
+static inline void wino_output_tile(const float *m, ptrdiff_t stride, ptrdiff_t t, float y[4]) {
+	float r[8]; // Aᵀ applied down each of the 4 columns: 2 rows x 4
+	for (int s = 0; s < 4; s++) {
+		const float m0 = m[s * stride + t], m1 = m[(4 + s) * stride + t], m2 = m[(8 + s) * stride + t], m3 = m[(12 + s) * stride + t];
+		r[s] = m0 + m1 + m2;
+		r[4 + s] = m1 - m2 - m3;
+	}
+	y[0] = r[0] + r[1] + r[2];
+	y[1] = r[1] - r[2] - r[3];
+	y[2] = r[4] + r[5] + r[6];
+	y[3] = r[5] - r[6] - r[7];
+}
+
+// wino_output_avx2 writes one plane's outputs, 8 tiles (two rows of 16
+// outputs) at a time; a row's last block loads and stores only its valid
+// lanes, and an odd last output row is skipped.
+TARGET static void wino_output_avx2(const float *m, ptrdiff_t stride, ptrdiff_t t0, float *oc, int h, int w, int th, int tw) {
+	for (int ty = 0; ty < th; ty++) {
+		for (int tx = 0; tx < tw; tx += 8) {
+			const ptrdiff_t t = t0 + ty * tw + tx;
+			const int full = tw - tx >= 8;
+			const __m256i mask = lane_mask(tw - tx);
+			__m256 r[8];
+			for (int s = 0; s < 4; s++) {
+				__m256 mm[4];
+				for (int q = 0; q < 4; q++) {
+					const float *src = m + (4 * q + s) * stride + t;
+					mm[q] = full ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, mask);
+				}
+				r[s] = _mm256_add_ps(_mm256_add_ps(mm[0], mm[1]), mm[2]);
+				r[4 + s] = _mm256_sub_ps(_mm256_sub_ps(mm[1], mm[2]), mm[3]);
+			}
+			// Outputs 2tx .. 2tx+15 of the row, clipped to the plane.
+			const int n = w - 2 * tx;
+			const __m256i m0 = lane_mask(n), m1 = lane_mask(n - 8);
+			for (int row = 0; row < 2 && 2 * ty + row < h; row++) {
+				const __m256 *q = r + 4 * row;
+				const __m256 y0 = _mm256_add_ps(_mm256_add_ps(q[0], q[1]), q[2]);
+				const __m256 y1 = _mm256_sub_ps(_mm256_sub_ps(q[1], q[2]), q[3]);
+				const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+				const __m256 a = _mm256_permute2f128_ps(lo, hi, 0x20), b = _mm256_permute2f128_ps(lo, hi, 0x31);
+				float *o = oc + (ptrdiff_t)(2 * ty + row) * w + 2 * tx;
+				if (n >= 16) {
+					_mm256_storeu_ps(o, a);
+					_mm256_storeu_ps(o + 8, b);
+				} else {
+					_mm256_maskstore_ps(o, m0, a);
+					_mm256_maskstore_ps(o + 8, m1, b);
+				}
+			}
+		}
+	}
+}
+
+void nn_wino_output(const float *m, int cnt, int o, int h, int w, float *out, ptrdiff_t out_stride, int avx2) {
+	const int th = (h + 1) / 2, tw = (w + 1) / 2;
+	const ptrdiff_t T = (ptrdiff_t)cnt * th * tw, stride = (ptrdiff_t)o * T;
+	for (int i = 0; i < cnt; i++) {
+		for (int oc = 0; oc < o; oc++) {
+			float *op = out + i * out_stride + (ptrdiff_t)oc * h * w;
+			const float *mc = m + oc * T;
+			const ptrdiff_t t0 = (ptrdiff_t)i * th * tw;
+			if (avx2) {
+				wino_output_avx2(mc, stride, t0, op, h, w, th, tw);
+				continue;
+			}
+			for (int ty = 0; ty < th; ty++) {
+				for (int tx = 0; tx < tw; tx++) {
+					float y[4];
+					wino_output_tile(mc, stride, t0 + ty * tw + tx, y);
+					for (int a = 0; a < 2; a++)
+						for (int b = 0; b < 2; b++)
+							if (2 * ty + a < h && 2 * tx + b < w) op[(2 * ty + a) * w + 2 * tx + b] = y[2 * a + b];
+				}
+			}
+		}
+	}
+}

@@ -185,6 +185,28 @@ func cBool(b bool) C.int {
 	return 0
 }
 
+// winogradKernels says whether 3x3 stride-1 convolutions run as Winograd's
+// F(2x2, 3x3) (winograd.go); SSLIGHT_NOWINOGRAD=1 turns it off, to compare.
+var winogradKernels = os.Getenv("SSLIGHT_NOWINOGRAD") == ""
+
+// winoInput writes V [16][c][cnt·tiles] of cnt images (image i's c planes
+// at x[i·imgStride:]), as nn_wino_input.
+func winoInput(v, x []float32, imgStride, cnt, c, h, w int) {
+	t := cnt * ((h + 1) / 2) * ((w + 1) / 2)
+	v = v[:16*c*t]
+	x = strided(x, 0, cnt, imgStride, c*h*w)
+	C.nn_wino_input(fp(x), C.ptrdiff_t(imgStride), C.int(cnt), C.int(c), C.int(h), C.int(w), fp(v), cBool(simdKernels))
+}
+
+// winoOutput writes the outputs of M [16][o][cnt·tiles] into cnt images
+// (image i's o planes at out[i·imgStride:]), as nn_wino_output.
+func winoOutput(out, m []float32, imgStride, cnt, o, h, w int) {
+	t := cnt * ((h + 1) / 2) * ((w + 1) / 2)
+	m = m[:16*o*t]
+	out = strided(out, 0, cnt, imgStride, o*h*w)
+	C.nn_wino_output(fp(m), C.int(cnt), C.int(o), C.int(h), C.int(w), fp(out), C.ptrdiff_t(imgStride), cBool(simdKernels))
+}
+
 // Kernels names the kernel set in use: "avx2" (cgo build on a CPU with
 // AVX2 and FMA) or "go" (portable).
 func Kernels() string {

@@ -42,3 +42,15 @@ func putAll(bufs [][]float32) {
 		putScratch(b)
 	}
 }
+
+// ReleaseScratch empties the scratch pools, so that the next garbage
+// collection frees them; sync.Pool alone keeps its buffers through one more
+// collection. For when a process is done with a model for a while (a
+// closed feature extractor); buffers in use are unaffected, and later ops
+// allocate afresh.
+func ReleaseScratch() {
+	for i := range scratchPools {
+		for scratchPools[i].Get() != nil {
+		}
+	}
+}

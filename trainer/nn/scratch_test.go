@@ -18,3 +18,16 @@ func TestScratchSizes(t *testing.T) {
 	}
 	putScratch(make([]float32, 3)) // foreign slice: ignored, must not panic
 }
+
+// TestReleaseScratchEmptiesPools: after ReleaseScratch a pooled size class
+// hands out a new buffer, not the one put back.
+func TestReleaseScratchEmptiesPools(t *testing.T) {
+	b := getScratch(1000)
+	b[0] = 42
+	putScratch(b)
+	ReleaseScratch()
+	c := getScratch(1000)
+	if &c[0] == &b[0] {
+		t.Fatal("ReleaseScratch left the buffer in its pool")
+	}
+}
