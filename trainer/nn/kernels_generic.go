@@ -43,9 +43,13 @@ func maxPoolBackward(k *maxPoolKernel, dx, dy, x []float32, h, w, oh, ow int) {
 // winogradKernels is false: the Winograd transforms are C only.
 const winogradKernels = false
 
-func winoInput(v, x []float32, imgStride, cnt, c, h, w int) { panic("nn: Winograd transforms need cgo") }
+func winoInput(v, x []float32, imgStride, cnt, c, h, w int) {
+	panic("nn: Winograd transforms need cgo")
+}
 
-func winoOutput(out, m []float32, imgStride, cnt, o, h, w int) { panic("nn: Winograd transforms need cgo") }
+func winoOutput(out, m []float32, imgStride, cnt, o, h, w int) {
+	panic("nn: Winograd transforms need cgo")
+}
 
 // Kernels names the kernel set in use: always "go" in builds without cgo or
 // off amd64.
