@@ -282,6 +282,10 @@ func (k *convKernel) backward(wrt int, dIn, grad, _ []float32, in [][]float32, s
 		})
 		return
 	}
+	if g.winograd() {
+		winogradFilterGrad(dIn, x, grad, g.n, g.c, g.o, g.h, g.w)
+		return
+	}
 	// Filter gradient: each worker accumulates its chunks into its own
 	// buffer (worker 0 straight into dIn); the buffers are summed at the end.
 	acc := make([][]float32, numWorkers(g.chunks()))

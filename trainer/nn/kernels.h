@@ -51,3 +51,7 @@ void nn_maxpool_backward(nn_pool g, const float *x, const float *dy, float *dx, 
 // M [16][o][T] into cnt images of o planes (image i at out + i·out_stride).
 void nn_wino_input(const float *x, ptrdiff_t img_stride, int cnt, int c, int h, int w, float *v, int avx2);
 void nn_wino_output(const float *m, int cnt, int o, int h, int w, float *out, ptrdiff_t out_stride, int avx2);
+// nn_wino_grad_output writes dM [16][o][T] = A·dY·Aᵀ for the 2x2 output
+// gradients of every tile of cnt images of o planes (outputs outside the
+// plane count as zero), for the filter gradient in the transformed domain.
+void nn_wino_grad_output(const float *dy, ptrdiff_t img_stride, int cnt, int o, int h, int w, float *dm, int avx2);

@@ -661,24 +661,15 @@ TARGET static inline __m256i lane_mask(int n) {
 }
 
 // wino_input_avx2 transforms one plane, 8 tiles at a time. The plane is
-// first copied into pad, zero-bordered and wide enough that every block of
-// 8 tiles reads inside it: the tiles at the edges (a third of them on a
+// first copied into pad, zero-bordered (by the caller, once per call) and
+// wide enough that every block of 8 tiles reads inside it: the tiles at the edges (a third of them on a
 // 28x28 map, all of them on 14x14 and smaller) then take the 8-wide path
 // too, and a row's last block stores only its valid lanes.
 TARGET static void wino_input_avx2(const float *xc, int h, int w, int th, int tw, float *v, ptrdiff_t stride, ptrdiff_t t0, float *pad) {
-	const int hp = 2 * th + 2, wp = 2 * tw + 18;
-	// Padded row r + 1 holds input row r; column c + 1 input column c.
-	memset(pad, 0, sizeof(float) * (size_t)wp);
-	for (int r = 0; r < hp - 1; r++) {
-		float *d = pad + (ptrdiff_t)(r + 1) * wp;
-		if (r < h) {
-			d[0] = 0;
-			memcpy(d + 1, xc + (ptrdiff_t)r * w, sizeof(float) * (size_t)w);
-			memset(d + 1 + w, 0, sizeof(float) * (size_t)(wp - 1 - w));
-		} else {
-			memset(d, 0, sizeof(float) * (size_t)wp);
-		}
-	}
+	const int wp = 2 * tw + 18;
+	// Padded row r + 1 holds input row r; column c + 1 input column c. The
+	// border, cleared by the caller, is never written.
+	for (int r = 0; r < h; r++) memcpy(pad + (ptrdiff_t)(r + 1) * wp + 1, xc + (ptrdiff_t)r * w, sizeof(float) * (size_t)w);
 	for (int ty = 0; ty < th; ty++) {
 		for (int tx = 0; tx < tw; tx += 8) {
 			__m256 b[16];
@@ -713,7 +704,7 @@ TARGET static void wino_input_avx2(const float *xc, int h, int w, int th, int tw
 void nn_wino_input(const float *x, ptrdiff_t img_stride, int cnt, int c, int h, int w, float *v, int avx2) {
 	const int th = (h + 1) / 2, tw = (w + 1) / 2;
 	const ptrdiff_t T = (ptrdiff_t)cnt * th * tw, stride = (ptrdiff_t)c * T;
-	float *pad = avx2 ? malloc(sizeof(float) * (size_t)(2 * th + 2) * (size_t)(2 * tw + 18)) : NULL;
+	float *pad = avx2 ? calloc((size_t)(2 * th + 2) * (size_t)(2 * tw + 18), sizeof(float)) : NULL;
 	if (pad == NULL) avx2 = 0;
 	for (int i = 0; i < cnt; i++) {
 		for (int ch = 0; ch < c; ch++) {
@@ -814,4 +805,74 @@ void nn_wino_output(const float *m, int cnt, int o, int h, int w, float *out, pt
 			}
 		}
 	}
+}
+
+// wino_grad_tile writes tile t's dM = A·dY·Aᵀ for dY = [a b; c d], with
+// A = [1 0; 1 1; 1 -1; 0 -1]: rows (a, b), (a+c, b+d), (a−c, b−d), (−c, −d),
+// each row (p, q) then becoming (p, p+q, p−q, −q).
+static inline void wino_grad_tile(float a, float b, float c, float d, float *dm, ptrdiff_t stride, ptrdiff_t t) {
+	const float p[4] = {a, a + c, a - c, -c}, q[4] = {b, b + d, b - d, -d};
+	for (int r = 0; r < 4; r++) {
+		dm[(4 * r + 0) * stride + t] = p[r];
+		dm[(4 * r + 1) * stride + t] = p[r] + q[r];
+		dm[(4 * r + 2) * stride + t] = p[r] - q[r];
+		dm[(4 * r + 3) * stride + t] = -q[r];
+	}
+}
+
+// wino_grad_avx2 is wino_grad_tile 8 tiles at a time, from pad: a copy of
+// the plane with zero rows and columns past its end (cleared by the caller).
+TARGET static void wino_grad_avx2(const float *gc, int h, int w, int th, int tw, float *dm, ptrdiff_t stride, ptrdiff_t t0, float *pad) {
+	const int wp = 2 * tw + 16;
+	for (int r = 0; r < h; r++) memcpy(pad + (ptrdiff_t)r * wp, gc + (ptrdiff_t)r * w, sizeof(float) * (size_t)w);
+	const __m256 zero = _mm256_setzero_ps();
+	for (int ty = 0; ty < th; ty++) {
+		for (int tx = 0; tx < tw; tx += 8) {
+			__m256 a, b, c, d;
+			deinterleave(pad + (ptrdiff_t)(2 * ty) * wp + 2 * tx, &a, &b);
+			deinterleave(pad + (ptrdiff_t)(2 * ty + 1) * wp + 2 * tx, &c, &d);
+			const __m256 p[4] = {a, _mm256_add_ps(a, c), _mm256_sub_ps(a, c), _mm256_sub_ps(zero, c)};
+			const __m256 q[4] = {b, _mm256_add_ps(b, d), _mm256_sub_ps(b, d), _mm256_sub_ps(zero, d)};
+			float *dt = dm + t0 + ty * tw + tx;
+			const int full = tw - tx >= 8;
+			const __m256i mask = lane_mask(tw - tx);
+			for (int r = 0; r < 4; r++) {
+				const __m256 o[4] = {p[r], _mm256_add_ps(p[r], q[r]), _mm256_sub_ps(p[r], q[r]), _mm256_sub_ps(zero, q[r])};
+				for (int k = 0; k < 4; k++) {
+					float *dst = dt + (4 * r + k) * stride;
+					if (full) _mm256_storeu_ps(dst, o[k]);
+					else _mm256_maskstore_ps(dst, mask, o[k]);
+				}
+			}
+		}
+	}
+}
+
+void nn_wino_grad_output(const float *dy, ptrdiff_t img_stride, int cnt, int o, int h, int w, float *dm, int avx2) {
+	const int th = (h + 1) / 2, tw = (w + 1) / 2;
+	const ptrdiff_t T = (ptrdiff_t)cnt * th * tw, stride = (ptrdiff_t)o * T;
+	float *pad = avx2 ? calloc((size_t)(2 * th) * (size_t)(2 * tw + 16), sizeof(float)) : NULL;
+	if (pad == NULL) avx2 = 0;
+	for (int i = 0; i < cnt; i++) {
+		for (int oc = 0; oc < o; oc++) {
+			const float *gc = dy + i * img_stride + (ptrdiff_t)oc * h * w;
+			float *dc = dm + oc * T;
+			const ptrdiff_t t0 = (ptrdiff_t)i * th * tw;
+			if (avx2) {
+				wino_grad_avx2(gc, h, w, th, tw, dc, stride, t0, pad);
+				continue;
+			}
+			for (int ty = 0; ty < th; ty++) {
+				for (int tx = 0; tx < tw; tx++) {
+					const int y = 2 * ty, x = 2 * tx;
+					const float a = gc[y * w + x];
+					const float b = x + 1 < w ? gc[y * w + x + 1] : 0;
+					const float c = y + 1 < h ? gc[(y + 1) * w + x] : 0;
+					const float d = x + 1 < w && y + 1 < h ? gc[(y + 1) * w + x + 1] : 0;
+					wino_grad_tile(a, b, c, d, dc, stride, t0 + ty * tw + tx);
+				}
+			}
+		}
+	}
+	free(pad);
 }

@@ -207,6 +207,16 @@ func winoOutput(out, m []float32, imgStride, cnt, o, h, w int) {
 	C.nn_wino_output(fp(m), C.int(cnt), C.int(o), C.int(h), C.int(w), fp(out), C.ptrdiff_t(imgStride), cBool(simdKernels))
 }
 
+// winoGradOutput writes dM [16][o][cnt·tiles] of the output gradients of
+// cnt images (image i's o planes at dy[i·imgStride:]), as
+// nn_wino_grad_output.
+func winoGradOutput(dm, dy []float32, imgStride, cnt, o, h, w int) {
+	t := cnt * ((h + 1) / 2) * ((w + 1) / 2)
+	dm = dm[:16*o*t]
+	dy = strided(dy, 0, cnt, imgStride, o*h*w)
+	C.nn_wino_grad_output(fp(dy), C.ptrdiff_t(imgStride), C.int(cnt), C.int(o), C.int(h), C.int(w), fp(dm), cBool(simdKernels))
+}
+
 // Kernels names the kernel set in use: "avx2" (cgo build on a CPU with
 // AVX2 and FMA) or "go" (portable).
 func Kernels() string {

@@ -51,6 +51,10 @@ func winoOutput(out, m []float32, imgStride, cnt, o, h, w int) {
 	panic("nn: Winograd transforms need cgo")
 }
 
+func winoGradOutput(dm, dy []float32, imgStride, cnt, o, h, w int) {
+	panic("nn: Winograd transforms need cgo")
+}
+
 // Kernels names the kernel set in use: always "go" in builds without cgo or
 // off amd64.
 func Kernels() string { return "go" }

@@ -11,7 +11,7 @@ import (
 )
 
 // TestWinogradMatchesDefinition checks the F(2x2, 3x3) convolution and its
-// input gradient against float64 sums of the definition, on map sizes that
+// input and filter gradients against float64 sums of the definition, on map sizes that
 // take every path of the transforms (odd sizes with partial edge tiles,
 // rows wide enough for the 8-tile AVX2 blocks) and batches that split into
 // uneven chunks. The error allowed is relative to the sum of the absolute
@@ -43,6 +43,8 @@ func TestWinogradMatchesDefinition(t *testing.T) {
 		k.forward(y, [][]float32{x, w}, shapes)
 		dx := make([]float32, len(x))
 		k.backward(0, dx, dy, y, [][]float32{x, w}, shapes)
+		dw := make([]float32, len(w))
+		k.backward(1, dw, dy, y, [][]float32{x, w}, shapes)
 
 		at := func(s []float32, c, i, yy, xx, planes int) float64 {
 			if yy < 0 || yy >= tc.h || xx < 0 || xx >= tc.w {
@@ -81,6 +83,27 @@ func TestWinogradMatchesDefinition(t *testing.T) {
 						got := float64(dx[((i*tc.c+c)*tc.h+yy)*tc.w+xx])
 						if math.Abs(got-sum) > 1e-5*(abs+1e-6) {
 							t.Fatalf("%s: dx[%d,%d,%d,%d] = %v, want %v", name, i, c, yy, xx, got, sum)
+						}
+					}
+				}
+			}
+		}
+		for o := range tc.o {
+			for c := range tc.c {
+				for ki := range 3 {
+					for kj := range 3 {
+						var sum, abs float64
+						for i := range tc.n {
+							for yy := range tc.h {
+								for xx := range tc.w {
+									v := at(dy, o, i, yy, xx, tc.o) * at(x, c, i, yy+ki-1, xx+kj-1, tc.c)
+									sum, abs = sum+v, abs+math.Abs(v)
+								}
+							}
+						}
+						got := float64(dw[((o*tc.c+c)*3+ki)*3+kj])
+						if math.Abs(got-sum) > 1e-5*(abs+1e-6) {
+							t.Fatalf("%s: dw[%d,%d,%d,%d] = %v, want %v", name, o, c, ki, kj, got, sum)
 						}
 					}
 				}
