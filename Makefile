@@ -55,8 +55,8 @@ lint:
 # test: the default suite (about 7 minutes on 2 cores with a cold build cache).
 test: deps vet lint
 	$(GO) test -tags '$(TAGS)' -timeout 30m ./...
-	CGO_ENABLED=0 $(GO) test -timeout 10m ./augment/...
-	$(GO) test -race -timeout 20m ./augment/... ./transforms/... ./trainer/
+	CGO_ENABLED=0 $(GO) test -timeout 10m ./augment/... ./trainer/nn/ ./trainer/backbone/
+	$(GO) test -tags '$(TAGS)' -race -timeout 20m ./augment/... ./transforms/... ./trainer/ ./trainer/nn/
 
 test-short: deps
 	$(GO) test -tags '$(TAGS)' -short ./...

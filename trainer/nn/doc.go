@@ -13,8 +13,11 @@
 //
 //   - Conv2dOp: per-image (or, when the maps are small, per-chunk) im2col
 //     and one SGEMM through gorgonia.WhichBLAS into NCHW; 1x1 convolutions
-//     skip im2col; depthwise convolutions use a direct loop; images are
-//     spread over the CPUs.
+//     skip im2col; depthwise convolutions use a direct loop; 3x3 stride-1
+//     "same" convolutions (ResNet's) run as Winograd F(2x2, 3x3) in cgo
+//     builds, forward and both gradients (winograd.go;
+//     SSLIGHT_NOWINOGRAD=1 selects im2col); images are spread over the
+//     CPUs in equal shares.
 //   - BatchNormOp: batch statistics (biased variance) in training, running
 //     statistics in evaluation; running statistics updated with momentum 0.1
 //     and the unbiased variance, held in a BNStats that every op built from
@@ -27,7 +30,8 @@
 //     AttentionOp, TokensOp, ClassTokenOp, InterpolatePosEmbedOp (DINO's
 //     bicubic position-embedding resize) and DropPathOp.
 //
-// The memory-bound loops (im2col/col2im, BatchNorm, ReLU/ReLU6, Add) have
+// The memory-bound loops (im2col/col2im, BatchNorm, ReLU/ReLU6, Add, max
+// pooling, the Winograd transforms) have
 // AVX2/FMA kernels in C (kernels_amd64.c), used in cgo builds on amd64
 // CPUs that have AVX2 and FMA unless SSLIGHT_NOSIMD is set; Kernels says
 // which set runs. Their Go twins are the fallback and the tests' reference.
@@ -35,8 +39,10 @@
 // never by goroutine scheduling, so runs are reproducible bit for bit.
 //
 // Each op keeps its output buffer across runs of a machine, so a training
-// step does not allocate its activations again. Each op's gradient is
-// checked against finite differences in the tests.
+// step does not allocate its activations again; in an inference graph
+// ShareBuffers lets ops whose outputs are dead hand their buffers on, as
+// PyTorch frees activations under no_grad. Each op's gradient is checked
+// against finite differences in the tests.
 //
 // Modules (Conv2d, BatchNorm, Linear, LayerNorm, Attention, MLP) hold their
 // parameters as Params: values that live outside any graph and get one
