@@ -660,6 +660,12 @@ TARGET static inline __m256i lane_mask(int n) {
 	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// store8 writes v to dst, only the lanes in mask unless the block is full.
+TARGET static inline void store8(float *dst, __m256 v, int full, __m256i mask) {
+	if (full) _mm256_storeu_ps(dst, v);
+	else _mm256_maskstore_ps(dst, mask, v);
+}
+
 // wino_input_avx2 transforms one plane, 8 tiles at a time. The plane is
 // first copied into pad, zero-bordered (by the caller, once per call) and
 // wide enough that every block of 8 tiles reads inside it: the tiles at the edges (a third of them on a
@@ -691,11 +697,7 @@ TARGET static void wino_input_avx2(const float *xc, int h, int w, int th, int tw
 			for (int s = 0; s < 4; s++) {
 				const __m256 d0 = b[s], d1 = b[4 + s], d2 = b[8 + s], d3 = b[12 + s];
 				const __m256 o[4] = {_mm256_sub_ps(d0, d2), _mm256_add_ps(d1, d2), _mm256_sub_ps(d2, d1), _mm256_sub_ps(d1, d3)};
-				for (int q = 0; q < 4; q++) {
-					float *dst = vt + (4 * q + s) * stride;
-					if (full) _mm256_storeu_ps(dst, o[q]);
-					else _mm256_maskstore_ps(dst, mask, o[q]);
-				}
+				for (int q = 0; q < 4; q++) store8(vt + (4 * q + s) * stride, o[q], full, mask);
 			}
 		}
 	}
@@ -838,11 +840,7 @@ TARGET static void wino_grad_avx2(const float *gc, int h, int w, int th, int tw,
 			const __m256i mask = lane_mask(tw - tx);
 			for (int r = 0; r < 4; r++) {
 				const __m256 o[4] = {p[r], _mm256_add_ps(p[r], q[r]), _mm256_sub_ps(p[r], q[r]), _mm256_sub_ps(zero, q[r])};
-				for (int k = 0; k < 4; k++) {
-					float *dst = dt + (4 * r + k) * stride;
-					if (full) _mm256_storeu_ps(dst, o[k]);
-					else _mm256_maskstore_ps(dst, mask, o[k]);
-				}
+				for (int k = 0; k < 4; k++) store8(dt + (4 * r + k) * stride, o[k], full, mask);
 			}
 		}
 	}
