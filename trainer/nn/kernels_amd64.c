@@ -703,29 +703,36 @@ TARGET static void wino_input_avx2(const float *xc, int h, int w, int th, int tw
 	}
 }
 
-void nn_wino_input(const float *x, ptrdiff_t img_stride, int cnt, int c, int h, int w, float *v, int avx2) {
+// wino_plane transforms one plane (h x w at src) into the tile columns
+// t0.. of a [16][·][T] buffer (row stride stride) at dst; pad is the
+// AVX2 versions' zero-bordered scratch.
+typedef void (*wino_plane)(const float *src, int h, int w, int th, int tw, float *dst, ptrdiff_t stride, ptrdiff_t t0, float *pad);
+
+// wino_planes runs f over the c planes of cnt images (image i at
+// src + i·img_stride), plane ch going to rows ch of dst [16][c][T].
+static void wino_planes(wino_plane f, const float *src, ptrdiff_t img_stride, int cnt, int c, int h, int w, float *dst, float *pad) {
 	const int th = (h + 1) / 2, tw = (w + 1) / 2;
-	const ptrdiff_t T = (ptrdiff_t)cnt * th * tw, stride = (ptrdiff_t)c * T;
-	float *pad = avx2 ? calloc((size_t)(2 * th + 2) * (size_t)(2 * tw + 18), sizeof(float)) : NULL;
-	if (pad == NULL) avx2 = 0;
-	for (int i = 0; i < cnt; i++) {
-		for (int ch = 0; ch < c; ch++) {
-			const float *xc = x + i * img_stride + (ptrdiff_t)ch * h * w;
-			float *vc = v + ch * T;
-			const ptrdiff_t t0 = (ptrdiff_t)i * th * tw;
-			if (avx2) {
-				wino_input_avx2(xc, h, w, th, tw, vc, stride, t0, pad);
-				continue;
-			}
-			for (int ty = 0; ty < th; ty++) {
-				for (int tx = 0; tx < tw; tx++) {
-					float d[16];
-					wino_patch(xc, h, w, ty, tx, d);
-					wino_input_tile(d, vc, stride, t0 + ty * tw + tx);
-				}
-			}
+	const ptrdiff_t T = (ptrdiff_t)cnt * th * tw;
+	for (int i = 0; i < cnt; i++)
+		for (int ch = 0; ch < c; ch++)
+			f(src + i * img_stride + (ptrdiff_t)ch * h * w, h, w, th, tw, dst + ch * T, (ptrdiff_t)c * T, (ptrdiff_t)i * th * tw, pad);
+}
+
+static void wino_input_scalar(const float *xc, int h, int w, int th, int tw, float *v, ptrdiff_t stride, ptrdiff_t t0, float *pad) {
+	(void)pad;
+	for (int ty = 0; ty < th; ty++) {
+		for (int tx = 0; tx < tw; tx++) {
+			float d[16];
+			wino_patch(xc, h, w, ty, tx, d);
+			wino_input_tile(d, v, stride, t0 + ty * tw + tx);
 		}
 	}
+}
+
+void nn_wino_input(const float *x, ptrdiff_t img_stride, int cnt, int c, int h, int w, float *v, int avx2) {
+	const int th = (h + 1) / 2, tw = (w + 1) / 2;
+	float *pad = avx2 ? calloc((size_t)(2 * th + 2) * (size_t)(2 * tw + 18), sizeof(float)) : NULL;
+	wino_planes(pad != NULL ? wino_input_avx2 : wino_input_scalar, x, img_stride, cnt, c, h, w, v, pad);
 	free(pad);
 }
 
@@ -846,31 +853,23 @@ TARGET static void wino_grad_avx2(const float *gc, int h, int w, int th, int tw,
 	}
 }
 
-void nn_wino_grad_output(const float *dy, ptrdiff_t img_stride, int cnt, int o, int h, int w, float *dm, int avx2) {
-	const int th = (h + 1) / 2, tw = (w + 1) / 2;
-	const ptrdiff_t T = (ptrdiff_t)cnt * th * tw, stride = (ptrdiff_t)o * T;
-	float *pad = avx2 ? calloc((size_t)(2 * th) * (size_t)(2 * tw + 16), sizeof(float)) : NULL;
-	if (pad == NULL) avx2 = 0;
-	for (int i = 0; i < cnt; i++) {
-		for (int oc = 0; oc < o; oc++) {
-			const float *gc = dy + i * img_stride + (ptrdiff_t)oc * h * w;
-			float *dc = dm + oc * T;
-			const ptrdiff_t t0 = (ptrdiff_t)i * th * tw;
-			if (avx2) {
-				wino_grad_avx2(gc, h, w, th, tw, dc, stride, t0, pad);
-				continue;
-			}
-			for (int ty = 0; ty < th; ty++) {
-				for (int tx = 0; tx < tw; tx++) {
-					const int y = 2 * ty, x = 2 * tx;
-					const float a = gc[y * w + x];
-					const float b = x + 1 < w ? gc[y * w + x + 1] : 0;
-					const float c = y + 1 < h ? gc[(y + 1) * w + x] : 0;
-					const float d = x + 1 < w && y + 1 < h ? gc[(y + 1) * w + x + 1] : 0;
-					wino_grad_tile(a, b, c, d, dc, stride, t0 + ty * tw + tx);
-				}
-			}
+static void wino_grad_scalar(const float *gc, int h, int w, int th, int tw, float *dm, ptrdiff_t stride, ptrdiff_t t0, float *pad) {
+	(void)pad;
+	for (int ty = 0; ty < th; ty++) {
+		for (int tx = 0; tx < tw; tx++) {
+			const int y = 2 * ty, x = 2 * tx;
+			const float a = gc[y * w + x];
+			const float b = x + 1 < w ? gc[y * w + x + 1] : 0;
+			const float c = y + 1 < h ? gc[(y + 1) * w + x] : 0;
+			const float d = x + 1 < w && y + 1 < h ? gc[(y + 1) * w + x + 1] : 0;
+			wino_grad_tile(a, b, c, d, dm, stride, t0 + ty * tw + tx);
 		}
 	}
+}
+
+void nn_wino_grad_output(const float *dy, ptrdiff_t img_stride, int cnt, int o, int h, int w, float *dm, int avx2) {
+	const int th = (h + 1) / 2, tw = (w + 1) / 2;
+	float *pad = avx2 ? calloc((size_t)(2 * th) * (size_t)(2 * tw + 16), sizeof(float)) : NULL;
+	wino_planes(pad != NULL ? wino_grad_avx2 : wino_grad_scalar, dy, img_stride, cnt, o, h, w, dm, pad);
 	free(pad);
 }
