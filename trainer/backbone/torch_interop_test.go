@@ -25,7 +25,9 @@ func TestTorchvisionLoadsOurWeights(t *testing.T) {
 	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
 		t.Skipf("no %s with torch and torchvision (%v): the PyTorch interop check needs them", py, err)
 	}
-	for _, arch := range []string{"resnet18", "mobilenet_v2"} {
+	// resnet34 and resnet50 too: their 3x3 convolutions run as Winograd
+	// (resnet50's inside its bottlenecks), resnet18's as well.
+	for _, arch := range []string{"resnet18", "resnet34", "resnet50", "mobilenet_v2"} {
 		b, err := New(arch, Options{Seed: 5, Classifier: true})
 		if err != nil {
 			t.Fatal(err)
