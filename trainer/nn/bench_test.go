@@ -51,6 +51,7 @@ func BenchmarkConv2d(b *testing.B) {
 		{"resnet_layer1_3x3_b64_24px", []int{64, 64, 24, 24}, []int{64, 64, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
 		{"resnet_layer2_3x3_b64_12px", []int{64, 128, 12, 12}, []int{128, 128, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
 		{"resnet_layer3_3x3_b64_6px", []int{64, 256, 6, 6}, []int{256, 256, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
+		{"resnet_layer4_3x3_b64_3px", []int{64, 512, 3, 3}, []int{512, 512, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
 		{"resnet_layer4_3x3_b64_1px", []int{64, 512, 1, 1}, []int{512, 512, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
 		{"mnv2_pointwise_b16_28px", []int{16, 32, 28, 28}, []int{192, 32, 1, 1}, ConvParams{}},
 		{"mnv2_depthwise_b16_28px", []int{16, 192, 28, 28}, []int{192, 1, 3, 3}, ConvParams{Padding: [2]int{1, 1}, Groups: 192}},
