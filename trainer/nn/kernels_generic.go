@@ -40,19 +40,20 @@ func maxPoolBackward(k *maxPoolKernel, dx, dy, x []float32, h, w, oh, ow int) {
 	maxPoolBackwardGo(k, dx, dy, x, h, w, oh, ow)
 }
 
-// winogradKernels is false: the Winograd transforms are C only.
-const winogradKernels = false
+// Without cgo no convolution runs as Winograd (winograd.go is C-backed):
+// the predicate is false and the drivers are never called.
+func (g *convGeom) winograd() bool { return false }
 
-func winoInput(v, x []float32, imgStride, cnt, c, h, w int) {
-	panic("nn: Winograd transforms need cgo")
+func winogradWeights(w []float32, o, c int, transposed bool) []float32 {
+	panic("nn: Winograd convolutions need cgo")
 }
 
-func winoOutput(out, m []float32, imgStride, cnt, o, h, w int) {
-	panic("nn: Winograd transforms need cgo")
+func winogradConv(out, in, u []float32, n, cin, cout, h, w int) {
+	panic("nn: Winograd convolutions need cgo")
 }
 
-func winoGradOutput(dm, dy []float32, imgStride, cnt, o, h, w int) {
-	panic("nn: Winograd transforms need cgo")
+func winogradFilterGrad(dw, in, dy []float32, n, cin, cout, h, w int) {
+	panic("nn: Winograd convolutions need cgo")
 }
 
 // Kernels names the kernel set in use: always "go" in builds without cgo or
