@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/sslight-go/sslight/trainer/nn"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -40,7 +41,7 @@ func sigmoid(x float32) (float64, bool) {
 //
 // The result is a scalar node; t is read each time the graph runs.
 func FocalLossOp(x *gorgonia.Node, t *Targets) (*gorgonia.Node, error) {
-	v, err := apply(&focalKernel{t: t}, x)
+	v, err := nn.Apply(&focalKernel{t: t}, x)
 	if err != nil {
 		return nil, err
 	}
@@ -49,9 +50,9 @@ func FocalLossOp(x *gorgonia.Node, t *Targets) (*gorgonia.Node, error) {
 
 type focalKernel struct{ t *Targets }
 
-func (k *focalKernel) name() string    { return fmt.Sprintf("FocalLoss@%p", k.t) }
-func (k *focalKernel) diffWRT() []bool { return []bool{true} }
-func (k *focalKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+func (k *focalKernel) Name() string    { return fmt.Sprintf("FocalLoss@%p", k.t) }
+func (k *focalKernel) DiffWRT() []bool { return []bool{true} }
+func (k *focalKernel) OutShape(in []tensor.Shape) (tensor.Shape, error) {
 	if in[0].Dims() != 4 || in[0].TotalSize() == 0 {
 		return nil, fmt.Errorf("heatmap logits %v must be a non-empty [N, K, H, W]", in[0])
 	}
@@ -77,7 +78,7 @@ func (k *focalKernel) numPos() float64 {
 	return float64(max(n, 1))
 }
 
-func (k *focalKernel) forward(out []float32, in [][]float32, s []tensor.Shape) {
+func (k *focalKernel) Forward(out []float32, in [][]float32, s []tensor.Shape) {
 	k.check(s[0])
 	var sum float64
 	for i, x := range in[0] {
@@ -95,7 +96,7 @@ func (k *focalKernel) forward(out []float32, in [][]float32, s []tensor.Shape) {
 // gives (1−p)^α (α p log p − (1−p)) for a positive and
 // −(1−y)^β p^α (α (1−p) log(1−p) − p) for a negative, times the output's
 // gradient over the normaliser.
-func (k *focalKernel) backward(_ int, dIn, grad, _ []float32, in [][]float32, s []tensor.Shape) {
+func (k *focalKernel) Backward(_ int, dIn, grad, _ []float32, in [][]float32, s []tensor.Shape) {
 	k.check(s[0])
 	scale := float64(grad[0]) / k.numPos()
 	for i, x := range in[0] {
@@ -131,7 +132,7 @@ func RegL1LossOp(r *gorgonia.Node, t *Targets, field int) (*gorgonia.Node, error
 	if field != FieldSize && field != FieldOffset {
 		return nil, fmt.Errorf("RegL1Loss: field %d: want FieldSize or FieldOffset", field)
 	}
-	v, err := apply(&l1Kernel{t: t, field: field}, r)
+	v, err := nn.Apply(&l1Kernel{t: t, field: field}, r)
 	if err != nil {
 		return nil, err
 	}
@@ -143,9 +144,9 @@ type l1Kernel struct {
 	field int
 }
 
-func (k *l1Kernel) name() string    { return fmt.Sprintf("RegL1Loss{%d}@%p", k.field, k.t) }
-func (k *l1Kernel) diffWRT() []bool { return []bool{true} }
-func (k *l1Kernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+func (k *l1Kernel) Name() string    { return fmt.Sprintf("RegL1Loss{%d}@%p", k.field, k.t) }
+func (k *l1Kernel) DiffWRT() []bool { return []bool{true} }
+func (k *l1Kernel) OutShape(in []tensor.Shape) (tensor.Shape, error) {
 	if in[0].Dims() != 4 || in[0][1] < k.field+2 || in[0].TotalSize() == 0 {
 		return nil, fmt.Errorf("regression map %v must be [N, C, H, W] with C ≥ %d", in[0], k.field+2)
 	}
@@ -172,14 +173,14 @@ func (k *l1Kernel) each(s tensor.Shape, f func(i int, target float32)) {
 
 func (k *l1Kernel) norm() float64 { return 2*float64(len(k.t.Objects)) + 1e-4 }
 
-func (k *l1Kernel) forward(out []float32, in [][]float32, s []tensor.Shape) {
+func (k *l1Kernel) Forward(out []float32, in [][]float32, s []tensor.Shape) {
 	var sum float64
 	k.each(s[0], func(i int, t float32) { sum += math.Abs(float64(in[0][i]) - float64(t)) })
 	out[0] = float32(sum / k.norm())
 }
 
 // backward: d|r − t|/dr = sign(r − t), 0 at r = t (torch's sign).
-func (k *l1Kernel) backward(_ int, dIn, grad, _ []float32, in [][]float32, s []tensor.Shape) {
+func (k *l1Kernel) Backward(_ int, dIn, grad, _ []float32, in [][]float32, s []tensor.Shape) {
 	g := float64(grad[0]) / k.norm()
 	k.each(s[0], func(i int, t float32) {
 		switch d := in[0][i] - t; {
@@ -194,14 +195,14 @@ func (k *l1Kernel) backward(_ int, dIn, grad, _ []float32, in [][]float32, s []t
 // UpsampleOp doubles the height and width of x [N, C, H, W] by nearest
 // neighbour (torch's nn.Upsample(scale_factor=2)).
 func UpsampleOp(x *gorgonia.Node) (*gorgonia.Node, error) {
-	return apply(upsampleKernel{}, x)
+	return nn.Apply(upsampleKernel{}, x)
 }
 
 type upsampleKernel struct{}
 
-func (upsampleKernel) name() string    { return "Upsample2x" }
-func (upsampleKernel) diffWRT() []bool { return []bool{true} }
-func (upsampleKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+func (upsampleKernel) Name() string    { return "Upsample2x" }
+func (upsampleKernel) DiffWRT() []bool { return []bool{true} }
+func (upsampleKernel) OutShape(in []tensor.Shape) (tensor.Shape, error) {
 	if in[0].Dims() != 4 {
 		return nil, fmt.Errorf("x %v must be [N, C, H, W]", in[0])
 	}
@@ -209,7 +210,7 @@ func (upsampleKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return tensor.Shape{s[0], s[1], 2 * s[2], 2 * s[3]}, nil
 }
 
-func (upsampleKernel) forward(out []float32, in [][]float32, s []tensor.Shape) {
+func (upsampleKernel) Forward(out []float32, in [][]float32, s []tensor.Shape) {
 	h, w := s[0][2], s[0][3]
 	planes := s[0][0] * s[0][1]
 	for p := 0; p < planes; p++ {
@@ -225,7 +226,7 @@ func (upsampleKernel) forward(out []float32, in [][]float32, s []tensor.Shape) {
 	}
 }
 
-func (upsampleKernel) backward(_ int, dIn, grad, _ []float32, _ [][]float32, s []tensor.Shape) {
+func (upsampleKernel) Backward(_ int, dIn, grad, _ []float32, _ [][]float32, s []tensor.Shape) {
 	h, w := s[0][2], s[0][3]
 	planes := s[0][0] * s[0][1]
 	for p := 0; p < planes; p++ {
