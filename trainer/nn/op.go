@@ -13,22 +13,15 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// kernel is one coarse float32 computation with a hand-written backward.
-// The gorgonia plumbing (types, shapes, symbolic differentiation) is shared
-// by every kernel through fwdOp and gradOp, so a kernel only states its math.
+// kernel is the package's own form of Kernel (kernel.go), with unexported
+// methods of the same contracts: the gorgonia plumbing (types, shapes,
+// symbolic differentiation) is shared by every kernel through fwdOp and
+// gradOp, so a kernel only states its math.
 type kernel interface {
-	// name identifies the computation and its hyper-parameters; gorgonia
-	// hashes it to deduplicate nodes, so two kernels with the same name must
-	// compute the same thing (stateful kernels add their state's address).
 	name() string
-	// outShape returns the output shape for the input shapes.
 	outShape(in []tensor.Shape) (tensor.Shape, error)
-	// forward computes out (already shaped by outShape) from in.
 	forward(out []float32, in [][]float32, shapes []tensor.Shape)
-	// diffWRT says which inputs have a gradient.
 	diffWRT() []bool
-	// backward writes d(loss)/d(in[wrt]) into dIn (zeroed by the caller)
-	// from the output's gradient; out is the forward output.
 	backward(wrt int, dIn, grad, out []float32, in [][]float32, shapes []tensor.Shape)
 }
 
