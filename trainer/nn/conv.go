@@ -70,6 +70,9 @@ func (k *convKernel) geom(in []tensor.Shape) (convGeom, error) {
 	p := k.p
 	g := convGeom{n: x[0], c: x[1], h: x[2], w: x[3], o: w[0], kh: w[2], kw: w[3], g: p.Groups,
 		sh: p.Stride[0], sw: p.Stride[1], ph: p.Padding[0], pw: p.Padding[1], dh: p.Dilation[0], dw: p.Dilation[1]}
+	if g.n < 1 {
+		return g, fmt.Errorf("empty batch %v", x)
+	}
 	if g.g <= 0 || g.c%g.g != 0 || g.o%g.g != 0 {
 		return g, fmt.Errorf("groups %d must divide in channels %d and out channels %d", g.g, g.c, g.o)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"gorgonia.org/gorgonia"
@@ -136,6 +137,13 @@ func TestConv2dRejectsBadShapes(t *testing.T) {
 		if _, err := Conv2dOp(x, w, tc.p); err == nil {
 			t.Errorf("%s: no error", tc.name)
 		}
+	}
+	// An empty batch is refused when the graph is built: the chunking would
+	// otherwise divide by zero images at run time.
+	empty := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(0, 4, 5, 5), gorgonia.WithName("empty"))
+	w := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(2, 4, 3, 3), gorgonia.WithName("w"))
+	if _, err := Conv2dOp(empty, w, ConvParams{Padding: [2]int{1, 1}}); err == nil || !strings.Contains(err.Error(), "empty batch") {
+		t.Errorf("empty batch: err = %v, want one saying so", err)
 	}
 }
 
