@@ -21,7 +21,8 @@ type ConvParams struct {
 // and returns [N, O, OH, OW]. It is one coarse op: per image and group an
 // im2col buffer and one SGEMM writing straight into the NCHW output; 1x1
 // stride-1 convolutions skip im2col, depthwise convolutions (groups = C = O)
-// use a direct loop. Images are spread over the CPUs.
+// use a direct loop, and 3x3 stride-1 "same" convolutions run as Winograd
+// F(2x2, 3x3) in cgo builds (winograd.go). Images are spread over the CPUs.
 func Conv2dOp(x, w *gorgonia.Node, p ConvParams) (*gorgonia.Node, error) {
 	return apply(&convKernel{p: p.withDefaults()}, x, w)
 }
