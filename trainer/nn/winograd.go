@@ -76,14 +76,21 @@ func winogradFilters(u, w []float32, plane, lo, hi, c, o int, transposed bool) {
 // 64: 10-25 % faster than 512; no change on 56x56, one image per chunk).
 const winogradTiles = 256
 
+// winogradChunks returns the tiles per image of an h x w map, how many
+// chunks a batch of n images splits into (winogradTiles taking the place of
+// gemmColumns), and the most images one chunk holds.
+func winogradChunks(n, h, w int) (tiles, chunks, nb int) {
+	tiles = ((h + 1) / 2) * ((w + 1) / 2)
+	chunks = splitBatch(n, tiles*gemmColumns/winogradTiles)
+	return tiles, chunks, (n + chunks - 1) / chunks
+}
+
 // winogradConv writes out [n, cout, h, w], the 3x3 stride-1 pad-1
 // convolution of in [n, cin, h, w] with the transformed filters u
 // [16][cout][cin]. Images are split into chunks as convolutions split them,
 // with winogradTiles tiles taking the place of gemmColumns columns.
 func winogradConv(out, in, u []float32, n, cin, cout, h, w int) {
-	tiles := ((h + 1) / 2) * ((w + 1) / 2)
-	chunks := splitBatch(n, tiles*gemmColumns/winogradTiles)
-	nb := (n + chunks - 1) / chunks
+	tiles, chunks, nb := winogradChunks(n, h, w)
 	bl := gorgonia.WhichBLAS()
 	parallelFor(chunks, func(_, lo, hi int) {
 		v, m := getScratch(16*cin*nb*tiles), getScratch(16*cout*nb*tiles)
@@ -107,9 +114,7 @@ func winogradConv(out, in, u []float32, n, cin, cout, h, w int) {
 // on its own; the sums are added in worker order (deterministic for a given
 // GOMAXPROCS, as the im2col path).
 func winogradFilterGrad(dw, in, dy []float32, n, cin, cout, h, w int) {
-	tiles := ((h + 1) / 2) * ((w + 1) / 2)
-	chunks := splitBatch(n, tiles*gemmColumns/winogradTiles)
-	nb := (n + chunks - 1) / chunks
+	tiles, chunks, nb := winogradChunks(n, h, w)
 	bl := gorgonia.WhichBLAS()
 	acc := make([][]float32, numWorkers(chunks))
 	parallelFor(chunks, func(wk, lo, hi int) {
