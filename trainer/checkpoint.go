@@ -10,85 +10,15 @@ import (
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/nn"
 	"github.com/sslight-go/sslight/trainer/optim"
 )
 
-// Checkpoint files. A checkpoint is a folder <out>/checkpoints/step-NNNNNNNN
-// holding checkpoint.safetensors (everything needed to resume), backbone.
-// safetensors (the student backbone under torchvision/timm names, what
-// evaluation and PyTorch users load) and meta.json, written last: a folder
-// without meta.json is an interrupted write and is ignored.
-//
-// Tensor names in checkpoint.safetensors, by SSL_METHOD; "student." is
-// always the network being trained, each under "backbone." (torchvision/
-// timm names) and "head." (the reference's head names):
-//
-//	DINO  student.…, teacher.… (the EMA teacher), loss.dino.center
-//	SWAV  student.… (head.projection.mlp.…, head.prototypes.weight),
-//	      swav.queue [crops for assign, length, dim] once the queue exists,
-//	      swav.use_the_queue (int64 0/1)
-//	MOCO  student.… (the query encoder), key.… (the key encoder),
-//	      moco.queue [dim, length], moco.queue_ptr [1] (int64)
-//
-// and, for all, optimizer.<parameter>/<buffer> (torch's buffer names) and
-// optimizer.<parameter>/step where the optimiser counts steps.
-const (
-	CheckpointFile = "checkpoint.safetensors"
-	BackboneFile   = "backbone.safetensors"
-	MetaFile       = "meta.json"
-	checkpointsDir = "checkpoints"
-)
-
 // prefixOptimizer prefixes the optimiser's state inside
-// checkpoint.safetensors (optimizer.<parameter>/<buffer>).
+// checkpoint.safetensors (optimizer.<parameter>/<buffer>); the package
+// checkpoint documents the whole format.
 const prefixOptimizer = "optimizer."
-
-// Meta is a checkpoint's meta.json.
-type Meta struct {
-	// Method is the SSL method (DINO, SWAV or MOCO).
-	Method string `json:"method"`
-	// Arch is the backbone architecture; Width and SmallImageStem its
-	// sslight extensions, so a reader can rebuild the network.
-	Arch           string  `json:"arch"`
-	Width          float64 `json:"width"`
-	SmallImageStem bool    `json:"small_image_stem"`
-	PatchSize      int     `json:"patch_size,omitempty"`
-	EmbedDim       int     `json:"embed_dim"`
-	// Epoch is the training epoch the next step belongs to and
-	// StepInEpoch how many of its iterations are done; Step is the global
-	// step (the schedules' position).
-	Epoch       int `json:"epoch"`
-	StepInEpoch int `json:"step_in_epoch"`
-	Step        int `json:"step"`
-	// Epochs and ItersPerEpoch fix the schedules' length.
-	Epochs        int `json:"epochs"`
-	ItersPerEpoch int `json:"iters_per_epoch"`
-	BatchSize     int `json:"batch_size"`
-	Seed          int `json:"seed"`
-	// ConfigHash is the training config's hash, AugmentationHash that of
-	// its augmentation settings, ShardsConfigHash the prepare run's.
-	ConfigHash       string `json:"config_hash"`
-	AugmentationHash string `json:"augmentation_hash"`
-	ShardsConfigHash string `json:"shards_config_hash"`
-	Shards           string `json:"shards"`
-	// InitFrom is the checkpoint this run started from ("" for a fresh
-	// initialisation).
-	InitFrom string `json:"init_from,omitempty"`
-	// Config is the training config as JSON.
-	Config []byte `json:"config"`
-	// ImagesSeen counts training samples consumed so far.
-	ImagesSeen int64 `json:"images_seen"`
-	// LastLoss is the loss of the last step before the checkpoint.
-	LastLoss float64 `json:"last_loss"`
-	// Reason says why the checkpoint was written: period, final, signal.
-	Reason string `json:"reason"`
-}
-
-// checkpointDir returns the folder of the checkpoint after global step step.
-func checkpointDir(out string, step int) string {
-	return storage.Join(out, checkpointsDir, fmt.Sprintf("step-%08d", step))
-}
 
 // addEntries copies state-dict entries into f under their names.
 func addEntries(f *safetensors.File, entries []nn.Entry, rename func(string) string) error {
@@ -148,8 +78,8 @@ func writeSafetensors(ctx context.Context, uri string, f *safetensors.File) erro
 
 // saveCheckpoint writes the networks, the optimiser and loss state and
 // meta.
-func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimizer, meta Meta) (string, error) {
-	dir := checkpointDir(out, meta.Step)
+func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimizer, meta checkpoint.Meta) (string, error) {
+	dir := checkpoint.Dir(out, meta.Step)
 	f := safetensors.NewFile()
 	if err := addEntries(f, m.networkEntries(), identity); err != nil {
 		return "", err
@@ -184,7 +114,7 @@ func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimiz
 		return "", fmt.Errorf("loss state: %w", err)
 	}
 	f.Metadata = map[string]string{"format": "pt", "config_hash": meta.ConfigHash, "arch": meta.Arch, "method": meta.Method}
-	if err := writeSafetensors(ctx, storage.Join(dir, CheckpointFile), f); err != nil {
+	if err := writeSafetensors(ctx, storage.Join(dir, checkpoint.StateFile), f); err != nil {
 		return "", err
 	}
 	bf := safetensors.NewFile()
@@ -192,11 +122,11 @@ func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimiz
 		return "", err
 	}
 	bf.Metadata = map[string]string{"format": "pt", "arch": meta.Arch, "config_hash": meta.ConfigHash}
-	if err := writeSafetensors(ctx, storage.Join(dir, BackboneFile), bf); err != nil {
+	if err := writeSafetensors(ctx, storage.Join(dir, checkpoint.BackboneFile), bf); err != nil {
 		return "", err
 	}
 	// meta.json last: its presence marks the checkpoint complete.
-	if err := jsonfile.Write(ctx, storage.Join(dir, MetaFile), meta); err != nil {
+	if err := jsonfile.Write(ctx, storage.Join(dir, checkpoint.MetaFile), meta); err != nil {
 		return "", err
 	}
 	return dir, nil
@@ -205,7 +135,7 @@ func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimiz
 // loadCheckpoint restores the networks, the optimiser and loss state from
 // dir.
 func loadCheckpoint(ctx context.Context, dir string, m method, opt optim.Optimizer) error {
-	raw, err := storage.ReadFile(ctx, storage.Join(dir, CheckpointFile))
+	raw, err := storage.ReadFile(ctx, storage.Join(dir, checkpoint.StateFile))
 	if err != nil {
 		return err
 	}
@@ -239,22 +169,4 @@ func loadCheckpoint(ctx context.Context, dir string, m method, opt optim.Optimiz
 		return fmt.Errorf("%s: loss state: %w", dir, err)
 	}
 	return nil
-}
-
-// LatestCheckpoint returns the newest complete checkpoint folder under out
-// and its meta, or "" when there is none.
-func LatestCheckpoint(ctx context.Context, out string) (string, *Meta, error) {
-	metas, err := storage.List(ctx, storage.Join(out, checkpointsDir, "step-*", MetaFile))
-	if err != nil {
-		return "", nil, err
-	}
-	if len(metas) == 0 {
-		return "", nil, nil
-	}
-	last := metas[len(metas)-1] // step-%08d sorts by step
-	var meta Meta
-	if err := jsonfile.Read(ctx, last, &meta); err != nil {
-		return "", nil, fmt.Errorf("checkpoint %s: %w", last, err)
-	}
-	return strings.TrimSuffix(strings.TrimSuffix(last, MetaFile), "/"), &meta, nil
 }

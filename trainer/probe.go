@@ -10,6 +10,7 @@ import (
 
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/nn"
 	"github.com/sslight-go/sslight/trainer/optim"
 )
@@ -189,7 +190,7 @@ func (m *probedMethod) networkEntries() []nn.Entry {
 // embeddings) with labels: the top-1 accuracy in percent, as the
 // reference's knn_validate reports its "Linear probe".
 func ProbeAccuracy(ctx context.Context, ckpt string, dim int, x []float32, labels []int) (float64, error) {
-	uri := storage.Join(ckpt, CheckpointFile)
+	uri := storage.Join(ckpt, checkpoint.StateFile)
 	raw, err := storage.ReadFile(ctx, uri)
 	if err != nil {
 		return 0, err

@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	"github.com/sslight-go/sslight/trainer/checkpoint"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,9 +15,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sslight-go/sslight/sinks/safetensors"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/sslight-go/sslight/sinks/safetensors"
 )
 
 // probeOn builds a probe over a bound embedding value of rows×dim.
@@ -211,7 +214,7 @@ func TestProbeAccuracy(t *testing.T) {
 	f := safetensors.NewFile()
 	f.Add("classifier.weight", safetensors.Tensor{DType: safetensors.F32, Shape: []int{2, 3}, F32: []float32{1, 0, 0, 0, 1, 0}})
 	f.Add("classifier.bias", safetensors.Tensor{DType: safetensors.F32, Shape: []int{2}, F32: []float32{0, 0.5}})
-	if err := safetensors.WriteFile(filepath.Join(dir, CheckpointFile), f); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, checkpoint.StateFile), f); err != nil {
 		t.Fatal(err)
 	}
 	x := []float32{
@@ -228,7 +231,7 @@ func TestProbeAccuracy(t *testing.T) {
 		t.Errorf("features of another dimension: err %v", err)
 	}
 	empty := t.TempDir()
-	safetensors.WriteFile(filepath.Join(empty, CheckpointFile), safetensors.NewFile())
+	safetensors.WriteFile(filepath.Join(empty, checkpoint.StateFile), safetensors.NewFile())
 	if _, err := ProbeAccuracy(context.Background(), empty, 3, x, []int{0, 1, 1, 0}); err == nil || !strings.Contains(err.Error(), "JOINT_LINEAR_PROBE") {
 		t.Errorf("checkpoint without a probe: err %v", err)
 	}
@@ -252,7 +255,7 @@ func TestNonFiniteLossCheckpointsTheStateBefore(t *testing.T) {
 	if !errors.Is(err, ErrNonFiniteLoss) {
 		t.Fatalf("err %v, want ErrNonFiniteLoss", err)
 	}
-	dir, meta, lerr := LatestCheckpoint(ctx, diverged)
+	dir, meta, lerr := checkpoint.Latest(ctx, diverged)
 	if lerr != nil || meta == nil {
 		t.Fatalf("no checkpoint after the divergence: %v", lerr)
 	}
@@ -268,8 +271,8 @@ func TestNonFiniteLossCheckpointsTheStateBefore(t *testing.T) {
 	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: before, MaxSteps: step}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{CheckpointFile, BackboneFile} {
-		if !bytes.Equal(readBytes(t, filepath.Join(dir, f)), readBytes(t, filepath.Join(checkpointDir(before, step), f))) {
+	for _, f := range []string{checkpoint.StateFile, checkpoint.BackboneFile} {
+		if !bytes.Equal(readBytes(t, filepath.Join(dir, f)), readBytes(t, filepath.Join(checkpoint.Dir(before, step), f))) {
 			t.Errorf("%s after the divergence differs from the state before step %d", f, step)
 		}
 	}

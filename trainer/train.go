@@ -18,6 +18,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/manifest"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/optim"
 )
 
@@ -236,12 +237,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	cfgJSON := cfg.CanonicalJSON()
-	meta := Meta{Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Width: cfg.Model.Width, SmallImageStem: cfg.Model.SmallImageStem,
+	meta := checkpoint.Meta{Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Width: cfg.Model.Width, SmallImageStem: cfg.Model.SmallImageStem,
 		PatchSize: cfg.ViT.PatchSize, EmbedDim: model.trained().EmbedDim(), Epochs: epochs, ItersPerEpoch: ipe, BatchSize: batch,
 		Seed: cfg.Seed, ConfigHash: cfg.Hash(), AugmentationHash: cfg.AugmentationHash(), ShardsConfigHash: shardsConfigHash,
 		Shards: strings.Join(o.Shards, ","), InitFrom: o.InitFrom, Config: cfgJSON}
 	var records []MetricsRecord
-	dir, prev, err := LatestCheckpoint(ctx, o.Out)
+	dir, prev, err := checkpoint.Latest(ctx, o.Out)
 	if err != nil {
 		return nil, err
 	}
@@ -267,8 +268,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	if prev == nil && o.InitFrom != "" {
-		var from Meta
-		if err := jsonfile.Read(ctx, storage.Join(o.InitFrom, MetaFile), &from); err != nil {
+		var from checkpoint.Meta
+		if err := jsonfile.Read(ctx, storage.Join(o.InitFrom, checkpoint.MetaFile), &from); err != nil {
 			return nil, fmt.Errorf("--init-from: %w", err)
 		}
 		if from.Method != cfg.SSLMethod {
@@ -303,7 +304,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		return plotCurves(wctx, o.Out, records)
 	}
-	checkpoint := func(reason string) error {
+	writeCheckpoint := func(reason string) error {
 		meta.Reason = reason
 		d, err := saveCheckpoint(context.WithoutCancel(ctx), o.Out, model, opt, meta)
 		if err != nil {
@@ -375,7 +376,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				cancel()
 				for range batches { // let the loader goroutine finish
 				}
-				err := nonFiniteLoss(step, loss, sc.lr[step], snap, model, checkpoint)
+				err := nonFiniteLoss(step, loss, sc.lr[step], snap, model, writeCheckpoint)
 				finish()
 				return sum, err
 			}
@@ -422,7 +423,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			if ctx.Err() != nil {
 				reason = "signal"
 			}
-			err := checkpoint(reason)
+			err := writeCheckpoint(reason)
 			finish()
 			if err != nil {
 				return sum, err
@@ -461,7 +462,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			if meta.Epoch == epochs {
 				reason = "final"
 			}
-			if err := checkpoint(reason); err != nil {
+			if err := writeCheckpoint(reason); err != nil {
 				return nil, err
 			}
 			if o.Monitor != nil {
@@ -652,16 +653,16 @@ func ptr[T any](v T) *T { return &v }
 // pass moved BatchNorm statistics and the loss state; the parameters have
 // not been stepped), checkpoints the state before it and returns the error
 // that stops the run.
-func nonFiniteLoss(step int, loss float32, lr float64, snap stepSnapshot, m method, checkpoint func(string) error) error {
+func nonFiniteLoss(step int, loss float32, lr float64, snap stepSnapshot, m method, writeCheckpoint func(string) error) error {
 	if err := snap.restore(m); err != nil {
 		return fmt.Errorf("step %d: the loss is %v (lr %.4g), and the state before the step could not be restored: %w", step, loss, lr, err)
 	}
-	if err := checkpoint("non-finite-loss"); err != nil {
+	if err := writeCheckpoint("non-finite-loss"); err != nil {
 		return fmt.Errorf("step %d: the loss is %v (lr %.4g), and the state before the step could not be saved: %w", step, loss, lr, err)
 	}
 	return fmt.Errorf("%w: step %d: the loss is %v at lr %.4g; the state before this step is checkpointed (checkpoints/%s): "+
 		"lower SOLVER.BASE_LR or set SOLVER.CLIP_GRAD and continue from it with --init-from (a fresh schedule), or retry as is with --resume",
-		ErrNonFiniteLoss, step, loss, lr, path.Base(checkpointDir("", step)))
+		ErrNonFiniteLoss, step, loss, lr, path.Base(checkpoint.Dir("", step)))
 }
 
 // ErrNonFiniteLoss is returned (wrapped) when a step's loss is NaN or

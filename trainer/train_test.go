@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	"github.com/sslight-go/sslight/trainer/checkpoint"
+
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -257,7 +259,7 @@ func checkResume(t *testing.T, cfg *configs.Config) (straight, stopped string) {
 		if !sum.Done {
 			t.Fatalf("%s: resumed run not done: %+v", out, sum)
 		}
-		for _, f := range []string{CheckpointFile, BackboneFile} {
+		for _, f := range []string{checkpoint.StateFile, checkpoint.BackboneFile} {
 			want := readBytes(t, filepath.Join(final, f))
 			got := readBytes(t, filepath.Join(out, "checkpoints", "step-00000006", f))
 			if !bytes.Equal(got, want) {
@@ -276,7 +278,7 @@ func checkResume(t *testing.T, cfg *configs.Config) (straight, stopped string) {
 	}
 	defer init.close()
 	moved := false
-	f := readBytes(t, filepath.Join(final, BackboneFile))
+	f := readBytes(t, filepath.Join(final, checkpoint.BackboneFile))
 	for _, e := range init.trained().Entries() {
 		if e.Param != nil && !bytes.Contains(f, float32Bytes(e.F32)) {
 			moved = true
@@ -292,7 +294,7 @@ func checkResume(t *testing.T, cfg *configs.Config) (straight, stopped string) {
 // readCheckpoint reads checkpoint.safetensors after global step step.
 func readCheckpoint(t *testing.T, out string, step int) *safetensors.File {
 	t.Helper()
-	f, err := safetensors.ReadFile(filepath.Join(out, "checkpoints", fmt.Sprintf("step-%08d", step), CheckpointFile))
+	f, err := safetensors.ReadFile(filepath.Join(out, "checkpoints", fmt.Sprintf("step-%08d", step), checkpoint.StateFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +479,7 @@ func TestMultipleRootsExcludeAndInitFrom(t *testing.T) {
 	}
 	load := func(dir string) map[string][]float32 {
 		m := map[string][]float32{}
-		st, err := safetensorsRead(filepath.Join(dir, BackboneFile))
+		st, err := safetensorsRead(filepath.Join(dir, checkpoint.BackboneFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -568,7 +570,7 @@ func TestMonitorAndCurves(t *testing.T) {
 	var seen []int
 	_, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out,
 		Monitor: func(ctx context.Context, ckpt string, epoch int) (map[string]float64, error) {
-			if _, err := os.Stat(filepath.Join(ckpt, BackboneFile)); err != nil {
+			if _, err := os.Stat(filepath.Join(ckpt, checkpoint.BackboneFile)); err != nil {
 				return nil, err
 			}
 			seen = append(seen, epoch)

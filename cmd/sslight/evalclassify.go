@@ -19,8 +19,8 @@ import (
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/sinks/storage"
-	"github.com/sslight-go/sslight/trainer"
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/eval"
 	"github.com/sslight-go/sslight/trainer/features"
 	"github.com/sslight-go/sslight/trainer/finetune"
@@ -90,7 +90,7 @@ func slug(s string) string {
 }
 
 // checkpointConfig returns the training config a checkpoint recorded.
-func checkpointConfig(ctx context.Context, dir string) (*configs.Config, *trainer.Meta, error) {
+func checkpointConfig(ctx context.Context, dir string) (*configs.Config, *checkpoint.Meta, error) {
 	_, meta, err := resolveCheckpoint(ctx, dir)
 	if err != nil {
 		return nil, nil, err
@@ -104,11 +104,11 @@ func checkpointConfig(ctx context.Context, dir string) (*configs.Config, *traine
 
 // resolveCheckpoint accepts a checkpoint folder or a training output
 // folder (its newest checkpoint) and returns the folder and its meta.
-func resolveCheckpoint(ctx context.Context, dir string) (string, *trainer.Meta, error) {
+func resolveCheckpoint(ctx context.Context, dir string) (string, *checkpoint.Meta, error) {
 	dir = strings.TrimSuffix(dir, "/")
-	var meta trainer.Meta
-	if ok, _ := storage.Exists(ctx, storage.Join(dir, trainer.MetaFile)); !ok {
-		d, m, err := trainer.LatestCheckpoint(ctx, dir)
+	var meta checkpoint.Meta
+	if ok, _ := storage.Exists(ctx, storage.Join(dir, checkpoint.MetaFile)); !ok {
+		d, m, err := checkpoint.Latest(ctx, dir)
 		if err != nil {
 			return "", nil, err
 		}
@@ -117,7 +117,7 @@ func resolveCheckpoint(ctx context.Context, dir string) (string, *trainer.Meta, 
 		}
 		return d, m, nil
 	}
-	if err := readJSON(ctx, storage.Join(dir, trainer.MetaFile), &meta); err != nil {
+	if err := readJSON(ctx, storage.Join(dir, checkpoint.MetaFile), &meta); err != nil {
 		return "", nil, err
 	}
 	return dir, &meta, nil
@@ -364,7 +364,7 @@ func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, 
 	var bb backbone.Backbone
 	var err error
 	if m.Checkpoint != "" {
-		var meta *trainer.Meta
+		var meta *checkpoint.Meta
 		var dir string
 		if dir, meta, err = resolveCheckpoint(ctx, m.Checkpoint); err != nil {
 			return nil, "", err
@@ -375,7 +375,7 @@ func semiSupervised(ctx context.Context, m evalModel, spec evalSpec, trainList, 
 		if bb, err = backbone.New(meta.Arch, backbone.Options{Width: meta.Width, SmallImageStem: meta.SmallImageStem, PatchSize: meta.PatchSize}); err != nil {
 			return nil, "", err
 		}
-		f, err := readSafetensors(ctx, storage.Join(dir, trainer.BackboneFile))
+		f, err := readSafetensors(ctx, storage.Join(dir, checkpoint.BackboneFile))
 		if err != nil {
 			return nil, "", err
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/sslight-go/sslight/sinks/safetensors"
-	"github.com/sslight-go/sslight/trainer"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 )
 
 // TestEvalRejectsBadInputEarly checks that every bad input the issue names
@@ -54,7 +54,7 @@ func TestEvalRejectsBadInputEarly(t *testing.T) {
 	writeCheckpoint(t, good)
 	missing := filepath.Join(root, "missing")
 	writeCheckpoint(t, missing)
-	f, err := safetensors.ReadFile(filepath.Join(missing, trainer.BackboneFile))
+	f, err := safetensors.ReadFile(filepath.Join(missing, checkpoint.BackboneFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,17 +64,17 @@ func TestEvalRejectsBadInputEarly(t *testing.T) {
 			g.Add(n, f.Tensors[n])
 		}
 	}
-	if err := safetensors.WriteFile(filepath.Join(missing, trainer.BackboneFile), g); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(missing, checkpoint.BackboneFile), g); err != nil {
 		t.Fatal(err)
 	}
 	// meta.json of one architecture over another's tensors.
 	other := filepath.Join(root, "other")
 	writeCheckpoint(t, other)
-	meta, err := os.ReadFile(filepath.Join(other, trainer.MetaFile))
+	meta, err := os.ReadFile(filepath.Join(other, checkpoint.MetaFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(other, trainer.MetaFile), []byte(strings.Replace(string(meta), `"resnet18"`, `"resnet34"`, 1)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(other, checkpoint.MetaFile), []byte(strings.Replace(string(meta), `"resnet18"`, `"resnet34"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

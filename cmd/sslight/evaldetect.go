@@ -18,8 +18,8 @@ import (
 	"github.com/sslight-go/sslight/sinks/coco"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
-	"github.com/sslight-go/sslight/trainer"
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/detect"
 	"github.com/sslight-go/sslight/transforms/source"
 )
@@ -295,7 +295,7 @@ func detectionBackbone(ctx context.Context, m evalModel, res *detectionResult) (
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := readSafetensors(ctx, storage.Join(dir, trainer.BackboneFile))
+	f, err := readSafetensors(ctx, storage.Join(dir, checkpoint.BackboneFile))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/sslight-go/sslight/sinks/coco"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/safetensors"
-	"github.com/sslight-go/sslight/trainer"
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
 	"github.com/sslight-go/sslight/transforms/source"
 )
@@ -102,16 +102,16 @@ func writeCheckpoint(t *testing.T, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := safetensors.WriteFile(filepath.Join(dir, trainer.BackboneFile), backbone.StateDict(bb)); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, checkpoint.BackboneFile), backbone.StateDict(bb)); err != nil {
 		t.Fatal(err)
 	}
-	meta := trainer.Meta{Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Width: cfg.Model.Width, SmallImageStem: true,
+	meta := checkpoint.Meta{Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Width: cfg.Model.Width, SmallImageStem: true,
 		EmbedDim: bb.EmbedDim(), ConfigHash: cfg.Hash(), Config: cfg.CanonicalJSON(), Reason: "final"}
 	b, err := json.Marshal(meta)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, trainer.MetaFile), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, checkpoint.MetaFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

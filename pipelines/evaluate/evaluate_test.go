@@ -25,8 +25,8 @@ import (
 	"github.com/sslight-go/sslight/sinks/deadletter"
 	featfile "github.com/sslight-go/sslight/sinks/features"
 	"github.com/sslight-go/sslight/sinks/safetensors"
-	"github.com/sslight-go/sslight/trainer"
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/nn"
 )
 
@@ -77,13 +77,13 @@ func writeCheckpoint(t *testing.T, dir string, bb backbone.Backbone, metaArch st
 	}
 	f := backbone.StateDict(bb)
 	f.Metadata = map[string]string{"format": "pt"} // no arch stamp: the strict load must catch a mismatch alone
-	if err := safetensors.WriteFile(filepath.Join(dir, trainer.BackboneFile), f); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, checkpoint.BackboneFile), f); err != nil {
 		t.Fatal(err)
 	}
-	meta := trainer.Meta{Method: "DINO", Arch: metaArch, Width: 0.25, SmallImageStem: true, PatchSize: 16,
+	meta := checkpoint.Meta{Method: "DINO", Arch: metaArch, Width: 0.25, SmallImageStem: true, PatchSize: 16,
 		Step: 12, ConfigHash: cfg.Hash(), Config: cfg.CanonicalJSON()}
 	b, _ := json.Marshal(meta)
-	if err := os.WriteFile(filepath.Join(dir, trainer.MetaFile), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, checkpoint.MetaFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -390,7 +390,7 @@ func TestExtractRejectsBadCheckpoints(t *testing.T) {
 			[]string{`unknown architecture "resnet7"`}},
 		{"missing tensor", func(dir string) {
 			writeCheckpoint(t, dir, resnet, "resnet18", cfg)
-			p := filepath.Join(dir, trainer.BackboneFile)
+			p := filepath.Join(dir, checkpoint.BackboneFile)
 			f, err := safetensors.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)

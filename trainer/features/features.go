@@ -20,20 +20,15 @@ package features
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/bits"
-	"strings"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	featfile "github.com/sslight-go/sslight/sinks/features"
-	"github.com/sslight-go/sslight/sinks/jsonfile"
-	"github.com/sslight-go/sslight/sinks/safetensors"
-	"github.com/sslight-go/sslight/sinks/storage"
-	"github.com/sslight-go/sslight/trainer"
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/nn"
 )
 
@@ -49,18 +44,24 @@ type Arch struct {
 }
 
 // ArchOf returns the architecture a checkpoint's meta.json describes.
-func ArchOf(m trainer.Meta) Arch {
+func ArchOf(m checkpoint.Meta) Arch {
 	return Arch{Name: m.Arch, Width: m.Width, SmallImageStem: m.SmallImageStem, PatchSize: m.PatchSize}
 }
 
+func (a Arch) options() backbone.Options {
+	return backbone.Options{Width: a.Width, SmallImageStem: a.SmallImageStem, PatchSize: a.PatchSize}
+}
+
 func (a Arch) build(seed uint64) (backbone.Backbone, error) {
-	return backbone.New(a.Name, backbone.Options{Seed: seed, Width: a.Width, SmallImageStem: a.SmallImageStem, PatchSize: a.PatchSize})
+	o := a.options()
+	o.Seed = seed
+	return backbone.New(a.Name, o)
 }
 
 // ErrCheckpoint is wrapped by every error about a checkpoint that cannot
 // serve as a feature extractor (missing files, unknown architecture,
 // tensors that do not match).
-var ErrCheckpoint = errors.New("unusable checkpoint")
+var ErrCheckpoint = checkpoint.ErrUnusable
 
 // Model extracts feature vectors. A Model is not safe for concurrent use:
 // its graphs keep their buffers between calls. Give each goroutine its own
@@ -75,7 +76,7 @@ type Model struct {
 	arch Arch
 	seed uint64
 	dir  string
-	meta *trainer.Meta
+	meta *checkpoint.Meta
 	bb   backbone.Backbone
 	runs map[runKey]*run
 }
@@ -102,68 +103,11 @@ const maxRuns = 16
 // unexpected or mis-shaped tensors are errors naming the problem (wrapping
 // ErrCheckpoint), found before any extraction starts.
 func LoadCheckpoint(ctx context.Context, dir string) (*Model, error) {
-	dir = strings.TrimSuffix(dir, "/")
-	metaURI := storage.Join(dir, trainer.MetaFile)
-	ok, err := storage.Exists(ctx, metaURI)
+	ck, err := checkpoint.LoadBackbone(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+		return nil, err
 	}
-	if !ok {
-		// A training output folder: take its newest complete checkpoint
-		// (step-%08d names sort by step; meta.json marks completeness).
-		metas, err := storage.List(ctx, storage.Join(dir, "checkpoints", "step-*", trainer.MetaFile))
-		if err != nil || len(metas) == 0 {
-			return nil, fmt.Errorf("checkpoint %s: %w: no %s there (nor checkpoints/step-*/%s): pass a checkpoint folder",
-				dir, ErrCheckpoint, trainer.MetaFile, trainer.MetaFile)
-		}
-		metaURI = metas[len(metas)-1]
-		dir = strings.TrimSuffix(strings.TrimSuffix(metaURI, trainer.MetaFile), "/")
-	}
-	var meta trainer.Meta
-	if err := jsonfile.Read(ctx, metaURI, &meta); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w: %v", dir, ErrCheckpoint, err)
-	}
-	arch := ArchOf(meta)
-	bb, err := arch.build(0)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w: %s: %v", dir, ErrCheckpoint, trainer.MetaFile, err)
-	}
-	if meta.EmbedDim != 0 && meta.EmbedDim != bb.EmbedDim() {
-		return nil, fmt.Errorf("checkpoint %s: %w: %s says embed_dim %d, but %s (width %g) has %d",
-			dir, ErrCheckpoint, trainer.MetaFile, meta.EmbedDim, arch.Name, arch.Width, bb.EmbedDim())
-	}
-	bbURI := storage.Join(dir, trainer.BackboneFile)
-	raw, err := storage.ReadFile(ctx, bbURI)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w: %v", dir, ErrCheckpoint, err)
-	}
-	f, err := safetensors.Decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w: %s: %v", dir, ErrCheckpoint, trainer.BackboneFile, err)
-	}
-	if a := f.Metadata["arch"]; a != "" && a != meta.Arch {
-		return nil, fmt.Errorf("checkpoint %s: %w: %s holds a %s backbone, %s says %s",
-			dir, ErrCheckpoint, trainer.BackboneFile, a, trainer.MetaFile, meta.Arch)
-	}
-	if err := backbone.LoadStateDict(bb, f); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w: %s does not fit %s: %v", dir, ErrCheckpoint, trainer.BackboneFile, describe(arch), err)
-	}
-	return &Model{mode: featfile.ModeCheckpoint, arch: arch, dir: dir, meta: &meta, bb: bb}, nil
-}
-
-// describe spells an architecture with its options, for errors.
-func describe(a Arch) string {
-	s := a.Name
-	if a.Width != 0 && a.Width != 1 {
-		s += fmt.Sprintf(" width %g", a.Width)
-	}
-	if a.SmallImageStem {
-		s += " small-image stem"
-	}
-	if a.PatchSize != 0 && strings.HasPrefix(a.Name, "vit") {
-		s += fmt.Sprintf(" patch %d", a.PatchSize)
-	}
-	return s
+	return &Model{mode: featfile.ModeCheckpoint, arch: ArchOf(*ck.Meta), dir: ck.Dir, meta: ck.Meta, bb: ck.Net}, nil
 }
 
 // NewRandomInit builds arch with the initialisation that seed draws (the
@@ -204,7 +148,7 @@ func (m *Model) Clone() (*Model, error) {
 func (m *Model) Mode() string { return m.mode }
 
 // Meta returns the checkpoint's meta.json (nil for the other modes).
-func (m *Model) Meta() *trainer.Meta { return m.meta }
+func (m *Model) Meta() *checkpoint.Meta { return m.meta }
 
 // Dir returns the checkpoint folder loaded ("" for the other modes).
 func (m *Model) Dir() string { return m.dir }
@@ -313,11 +257,11 @@ func (m *Model) run(n, h, w int) (*run, error) {
 	in := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(n, 3, h, w), gorgonia.WithName("x"), gorgonia.WithValue(x))
 	o, err := m.bb.Forward(in, false)
 	if err != nil {
-		return nil, fmt.Errorf("features: %s on %d×%d views: %w", describe(m.arch), h, w, err)
+		return nil, fmt.Errorf("features: %s on %d×%d views: %w", checkpoint.Describe(m.arch.Name, m.arch.options()), h, w, err)
 	}
 	// Only the embedding is read after a run: the activations share buffers.
 	if _, err := nn.ShareBuffers(g, o.Embedding); err != nil {
-		return nil, fmt.Errorf("features: %s on %d×%d views: %w", describe(m.arch), h, w, err)
+		return nil, fmt.Errorf("features: %s on %d×%d views: %w", checkpoint.Describe(m.arch.Name, m.arch.options()), h, w, err)
 	}
 	r := &run{vm: gorgonia.NewTapeMachine(g), x: x, out: o.Embedding}
 	if m.runs == nil {

@@ -17,8 +17,8 @@ import (
 
 	featfile "github.com/sslight-go/sslight/sinks/features"
 	"github.com/sslight-go/sslight/sinks/safetensors"
-	"github.com/sslight-go/sslight/trainer"
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/nn"
 )
 
@@ -221,27 +221,27 @@ func TestExtractRejectsBadViews(t *testing.T) {
 
 // writeCheckpoint writes a checkpoint folder as the trainer does:
 // backbone.safetensors with the backbone's state dict and meta.json.
-func writeCheckpoint(t *testing.T, dir string, bb backbone.Backbone, meta trainer.Meta) {
+func writeCheckpoint(t *testing.T, dir string, bb backbone.Backbone, meta checkpoint.Meta) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	f := backbone.StateDict(bb)
 	f.Metadata["config_hash"] = meta.ConfigHash
-	if err := safetensors.WriteFile(filepath.Join(dir, trainer.BackboneFile), f); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, checkpoint.BackboneFile), f); err != nil {
 		t.Fatal(err)
 	}
 	b, err := json.Marshal(meta)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, trainer.MetaFile), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, checkpoint.MetaFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func smallMeta() trainer.Meta {
-	return trainer.Meta{Method: "DINO", Arch: "resnet18", Width: 0.25, SmallImageStem: true, EmbedDim: 128,
+func smallMeta() checkpoint.Meta {
+	return checkpoint.Meta{Method: "DINO", Arch: "resnet18", Width: 0.25, SmallImageStem: true, EmbedDim: 128,
 		Step: 40, ConfigHash: "c0ffee", Config: []byte(`{}`)}
 }
 
@@ -318,13 +318,13 @@ func TestLoadCheckpointRejects(t *testing.T) {
 		}, []string{"holds a mobilenet_v2 backbone", "meta.json says resnet18"}},
 		{"other architecture, no arch metadata", func(dir string) {
 			writeCheckpoint(t, dir, mb, smallMeta())
-			f, _ := safetensors.ReadFile(filepath.Join(dir, trainer.BackboneFile))
+			f, _ := safetensors.ReadFile(filepath.Join(dir, checkpoint.BackboneFile))
 			delete(f.Metadata, "arch")
-			safetensors.WriteFile(filepath.Join(dir, trainer.BackboneFile), f)
+			safetensors.WriteFile(filepath.Join(dir, checkpoint.BackboneFile), f)
 		}, []string{"does not fit resnet18", "missing"}},
 		{"missing tensor", func(dir string) {
 			writeCheckpoint(t, dir, bb, smallMeta())
-			f, _ := safetensors.ReadFile(filepath.Join(dir, trainer.BackboneFile))
+			f, _ := safetensors.ReadFile(filepath.Join(dir, checkpoint.BackboneFile))
 			g := safetensors.NewFile()
 			for _, n := range f.Names {
 				if n != "layer4.1.bn2.weight" {
@@ -332,7 +332,7 @@ func TestLoadCheckpointRejects(t *testing.T) {
 				}
 			}
 			g.Metadata = f.Metadata
-			safetensors.WriteFile(filepath.Join(dir, trainer.BackboneFile), g)
+			safetensors.WriteFile(filepath.Join(dir, checkpoint.BackboneFile), g)
 		}, []string{"layer4.1.bn2.weight"}},
 		{"other width", func(dir string) {
 			m := smallMeta()
@@ -346,11 +346,11 @@ func TestLoadCheckpointRejects(t *testing.T) {
 		}, []string{"embed_dim 512", "has 128"}},
 		{"no backbone file", func(dir string) {
 			writeCheckpoint(t, dir, bb, smallMeta())
-			os.Remove(filepath.Join(dir, trainer.BackboneFile))
+			os.Remove(filepath.Join(dir, checkpoint.BackboneFile))
 		}, []string{"backbone.safetensors"}},
 		{"corrupt meta", func(dir string) {
 			writeCheckpoint(t, dir, bb, smallMeta())
-			os.WriteFile(filepath.Join(dir, trainer.MetaFile), []byte(`{"arch": 5}`), 0o644)
+			os.WriteFile(filepath.Join(dir, checkpoint.MetaFile), []byte(`{"arch": 5}`), 0o644)
 		}, []string{"meta.json"}},
 	} {
 		dir := filepath.Join(t.TempDir(), "ckpt")
