@@ -12,31 +12,105 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 )
 
 // Dir returns the folder of the golden cases of one kind of test ("losses",
 // "augment", ...): $SSLIGHT_GOLDEN_DIR/<sub> when that variable is set (to
-// run held-back cases), else testdata/golden/<sub> at the repository root,
-// found by walking up from the working directory to go.mod.
+// run held-back cases), else RepoDir(sub).
 func Dir(sub string) string {
 	if d := os.Getenv("SSLIGHT_GOLDEN_DIR"); d != "" {
 		return filepath.Join(d, sub)
 	}
+	return RepoDir(sub)
+}
+
+// RepoDir returns testdata/golden/<sub> at the repository root, whatever
+// SSLIGHT_GOLDEN_DIR says: the copies committed with the code, for a test
+// that needs one particular committed case even while the variable points
+// at held-back cases that may not include it.
+func RepoDir(sub string) string {
+	root, ok := repoRoot()
+	if !ok {
+		return filepath.Join("testdata", "golden", sub)
+	}
+	return filepath.Join(root, "testdata", "golden", sub)
+}
+
+// SharedDir returns the folder of golden cases too large to commit (the
+// backbone weights, 84 MB): $SSLIGHT_GOLDEN_DIR/<sub> when that variable is
+// set, else ../shared/golden/<sub> beside the repository root. The folder
+// may be absent; callers skip their test then.
+func SharedDir(sub string) string {
+	if d := os.Getenv("SSLIGHT_GOLDEN_DIR"); d != "" {
+		return filepath.Join(d, sub)
+	}
+	root, ok := repoRoot()
+	if !ok {
+		return filepath.Join("..", "shared", "golden", sub)
+	}
+	return filepath.Join(filepath.Dir(root), "shared", "golden", sub)
+}
+
+// repoRoot finds the repository root by walking up from the working
+// directory to go.mod; ok is false when there is none.
+func repoRoot() (root string, ok bool) {
 	dir, err := os.Getwd()
 	if err != nil {
-		return filepath.Join("testdata", "golden", sub)
+		return "", false
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "testdata", "golden", sub)
+			return dir, true
 		}
 		up := filepath.Dir(dir)
 		if up == dir {
-			return filepath.Join("testdata", "golden", sub)
+			return "", false
 		}
 		dir = up
 	}
+}
+
+// Case is the README's case object with its kind-specific parts left raw,
+// for a harness to decode strictly once it knows the kind.
+type Case struct {
+	Kind        string                     `json:"kind"`
+	Description string                     `json:"description"`
+	Config      json.RawMessage            `json:"config"`
+	Inputs      map[string]json.RawMessage `json:"inputs"`
+	Expected    map[string]json.RawMessage `json:"expected"`
+	Tolerance   Tolerance                  `json:"tolerance"`
+}
+
+// CaseFiles returns the *.json case files of dir in name order, failing t
+// when there are none, so a misplaced folder cannot pass as zero cases.
+func CaseFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no golden cases in %s", dir)
+	}
+	sort.Strings(files)
+	return files
+}
+
+// ReadCase reads the case file at path, failing t when it cannot be read or
+// holds a field outside the case object.
+func ReadCase(t testing.TB, path string) Case {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Case
+	if err := UnmarshalStrict(raw, &c); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return c
 }
 
 // Array is the README's array encoding: row-major data of a shape.
@@ -97,9 +171,16 @@ func (tl Tolerance) Within(got, want float64) bool {
 // a case the harness cannot fully interpret fails instead of passing.
 func DecodeStrict(t testing.TB, what string, raw json.RawMessage, v any) {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := UnmarshalStrict(raw, v); err != nil {
 		t.Fatalf("cannot interpret %s: %v", what, err)
 	}
+}
+
+// UnmarshalStrict is DecodeStrict for harnesses that report errors as
+// values: it decodes raw into v and returns an error on fields v does not
+// have.
+func UnmarshalStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
