@@ -1,15 +1,14 @@
 package augment
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/sslight-go/sslight/internal/goldencase"
 )
 
 // The golden harness: every *.json case under the golden directory is run
@@ -19,42 +18,7 @@ import (
 // SSLIGHT_GOLDEN_DIR=<dir> points it at <dir>/augment instead (for held-back
 // cases). Cases of an unknown kind or op, with unknown configuration fields or
 // unchecked expected outputs fail, so a new case can never pass silently.
-
-func goldenAugmentDir() string {
-	if d := os.Getenv("SSLIGHT_GOLDEN_DIR"); d != "" {
-		return filepath.Join(d, "augment")
-	}
-	return filepath.Join("..", "testdata", "golden", "augment")
-}
-
-// goldenArray is the README's array encoding.
-type goldenArray struct {
-	Shape []int     `json:"shape"`
-	Dtype string    `json:"dtype"`
-	Data  []float64 `json:"data"`
-}
-
-type goldenTol struct {
-	Abs       float64              `json:"abs"`
-	Rel       float64              `json:"rel"`
-	PerOutput map[string]goldenTol `json:"per_output"`
-}
-
-func (t goldenTol) for_(name string) goldenTol {
-	if o, ok := t.PerOutput[name]; ok {
-		return o
-	}
-	return t
-}
-
-type goldenCase struct {
-	Kind        string                     `json:"kind"`
-	Description string                     `json:"description"`
-	Config      json.RawMessage            `json:"config"`
-	Inputs      map[string]json.RawMessage `json:"inputs"`
-	Expected    map[string]json.RawMessage `json:"expected"`
-	Tolerance   goldenTol                  `json:"tolerance"`
-}
+// The case format, folder and tolerance rule are internal/goldencase's.
 
 // opConfig is the union of every op's configuration fields (a case's config,
 // or one step of a pipeline). Unknown fields are rejected when decoding.
@@ -87,12 +51,6 @@ type opConfig struct {
 	Std              []float64 `json:"std"`
 }
 
-func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
 // kindOps maps each single-op case kind to its config.op.
 var kindOps = map[string]string{
 	"augment_hflip":               "hflip",
@@ -109,7 +67,8 @@ var kindOps = map[string]string{
 	"augment_to_tensor_normalize": "to_tensor_normalize",
 }
 
-func (a *goldenArray) image() (*Image, error) {
+// arrayImage converts a uint8 [H, W, 3] array to an Image.
+func arrayImage(a *goldencase.Array) (*Image, error) {
 	if a.Dtype != "uint8" || len(a.Shape) != 3 || a.Shape[2] != 3 {
 		return nil, fmt.Errorf("want uint8 [H, W, 3], got %s %v", a.Dtype, a.Shape)
 	}
@@ -126,9 +85,9 @@ func (a *goldenArray) image() (*Image, error) {
 	return img, nil
 }
 
-func parseArray(raw json.RawMessage) (*goldenArray, error) {
-	var a goldenArray
-	if err := decodeStrict(raw, &a); err != nil {
+func parseArray(raw json.RawMessage) (*goldencase.Array, error) {
+	var a goldencase.Array
+	if err := goldencase.UnmarshalStrict(raw, &a); err != nil {
 		return nil, err
 	}
 	return &a, nil
@@ -136,7 +95,7 @@ func parseArray(raw json.RawMessage) (*goldenArray, error) {
 
 // compareImage checks got against the expected uint8 array and returns the
 // largest absolute difference.
-func compareImage(got *Image, raw json.RawMessage, tol goldenTol) (int, error) {
+func compareImage(got *Image, raw json.RawMessage, tol goldencase.Tolerance) (int, error) {
 	want, err := parseArray(raw)
 	if err != nil {
 		return 0, err
@@ -150,7 +109,7 @@ func compareImage(got *Image, raw json.RawMessage, tol goldenTol) (int, error) {
 	for i, w := range want.Data {
 		d := math.Abs(float64(pix[i]) - w)
 		worst = max(worst, int(d))
-		if d > tol.Abs+tol.Rel*math.Abs(w) {
+		if !tol.Within(float64(pix[i]), w) {
 			if bad == 0 {
 				c := i % 3
 				x := (i / 3) % got.W
@@ -166,7 +125,7 @@ func compareImage(got *Image, raw json.RawMessage, tol goldenTol) (int, error) {
 	return worst, nil
 }
 
-func compareTensor(got []float32, shape []int, raw json.RawMessage, tol goldenTol) (float64, error) {
+func compareTensor(got []float32, shape []int, raw json.RawMessage, tol goldencase.Tolerance) (float64, error) {
 	want, err := parseArray(raw)
 	if err != nil {
 		return 0, err
@@ -179,7 +138,7 @@ func compareTensor(got []float32, shape []int, raw json.RawMessage, tol goldenTo
 		w32 := float64(float32(w))
 		d := math.Abs(float64(got[i]) - w32)
 		worst = max(worst, d)
-		if d > tol.Abs+tol.Rel*math.Abs(w32) {
+		if !tol.Within(float64(got[i]), w32) {
 			bad++
 		}
 	}
@@ -352,7 +311,7 @@ func applyGoldenOp(cfg *opConfig, img *Image) (*Image, []float32, []int, error) 
 // checkedOutputs tracks which expected outputs a case checked.
 type checkedOutputs map[string]bool
 
-func runGoldenCase(c *goldenCase) (string, error) {
+func runGoldenCase(c *goldencase.Case) (string, error) {
 	done := checkedOutputs{}
 	var summary string
 	switch {
@@ -370,7 +329,7 @@ func runGoldenCase(c *goldenCase) (string, error) {
 		summary = s
 	case kindOps[c.Kind] != "":
 		var cfg opConfig
-		if err := decodeStrict(c.Config, &cfg); err != nil {
+		if err := goldencase.UnmarshalStrict(c.Config, &cfg); err != nil {
 			return "", fmt.Errorf("config: %w", err)
 		}
 		if cfg.Op != kindOps[c.Kind] {
@@ -385,14 +344,14 @@ func runGoldenCase(c *goldenCase) (string, error) {
 			return "", fmt.Errorf("%s: %w", cfg.Op, err)
 		}
 		if tensor != nil {
-			d, err := compareTensor(tensor, shape, c.Expected["tensor"], c.Tolerance.for_("tensor"))
+			d, err := compareTensor(tensor, shape, c.Expected["tensor"], c.Tolerance.For("tensor"))
 			if err != nil {
 				return "", fmt.Errorf("tensor: %w", err)
 			}
 			done["tensor"] = true
 			summary = fmt.Sprintf("max diff %g", d)
 		} else {
-			d, err := compareImage(out, c.Expected["image"], c.Tolerance.for_("image"))
+			d, err := compareImage(out, c.Expected["image"], c.Tolerance.For("image"))
 			if err != nil {
 				return "", fmt.Errorf("image: %w", err)
 			}
@@ -410,7 +369,7 @@ func runGoldenCase(c *goldenCase) (string, error) {
 	return summary, nil
 }
 
-func inputImage(c *goldenCase) (*Image, error) {
+func inputImage(c *goldencase.Case) (*Image, error) {
 	raw, ok := c.Inputs["image"]
 	if !ok {
 		return nil, fmt.Errorf("inputs.image missing")
@@ -419,18 +378,18 @@ func inputImage(c *goldenCase) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inputs.image: %w", err)
 	}
-	img, err := a.image()
+	img, err := arrayImage(a)
 	if err != nil {
 		return nil, fmt.Errorf("inputs.image: %w", err)
 	}
 	return img, nil
 }
 
-func runPipelineCase(c *goldenCase, done checkedOutputs) (string, error) {
+func runPipelineCase(c *goldencase.Case, done checkedOutputs) (string, error) {
 	var cfg struct {
 		Steps []json.RawMessage `json:"steps"`
 	}
-	if err := decodeStrict(c.Config, &cfg); err != nil {
+	if err := goldencase.UnmarshalStrict(c.Config, &cfg); err != nil {
 		return "", fmt.Errorf("config: %w", err)
 	}
 	img, err := inputImage(c)
@@ -450,7 +409,7 @@ func runPipelineCase(c *goldenCase, done checkedOutputs) (string, error) {
 	worst := 0
 	for i, raw := range cfg.Steps {
 		var step opConfig
-		if err := decodeStrict(raw, &step); err != nil {
+		if err := goldencase.UnmarshalStrict(raw, &step); err != nil {
 			return "", fmt.Errorf("step %d: %w", i, err)
 		}
 		if tensor != nil {
@@ -469,7 +428,7 @@ func runPipelineCase(c *goldenCase, done checkedOutputs) (string, error) {
 			if k >= len(inter) {
 				return "", fmt.Errorf("more uint8 steps than intermediate_images (%d)", len(inter))
 			}
-			d, err := compareImage(cur, inter[k], c.Tolerance.for_("intermediate_images"))
+			d, err := compareImage(cur, inter[k], c.Tolerance.For("intermediate_images"))
 			if err != nil {
 				return "", fmt.Errorf("intermediate image %d (after %s): %w", k, step.Op, err)
 			}
@@ -484,7 +443,7 @@ func runPipelineCase(c *goldenCase, done checkedOutputs) (string, error) {
 		done["intermediate_images"] = true
 	}
 	if raw, ok := c.Expected["image"]; ok {
-		d, err := compareImage(cur, raw, c.Tolerance.for_("image"))
+		d, err := compareImage(cur, raw, c.Tolerance.For("image"))
 		if err != nil {
 			return "", fmt.Errorf("image: %w", err)
 		}
@@ -496,7 +455,7 @@ func runPipelineCase(c *goldenCase, done checkedOutputs) (string, error) {
 		if tensor == nil {
 			return "", fmt.Errorf("expected a tensor but the steps have no to_tensor_normalize")
 		}
-		d, err := compareTensor(tensor, shape, raw, c.Tolerance.for_("tensor"))
+		d, err := compareTensor(tensor, shape, raw, c.Tolerance.For("tensor"))
 		if err != nil {
 			return "", fmt.Errorf("tensor: %w", err)
 		}
@@ -580,7 +539,7 @@ func (r *recordedDraws) IntN(n int) int {
 	return v
 }
 
-func runRRCCase(c *goldenCase, done checkedOutputs) (string, error) {
+func runRRCCase(c *goldencase.Case, done checkedOutputs) (string, error) {
 	var cfg struct {
 		Width           int        `json:"width"`
 		Height          int        `json:"height"`
@@ -589,7 +548,7 @@ func runRRCCase(c *goldenCase, done checkedOutputs) (string, error) {
 		Seed            int64      `json:"seed"`
 		LogRatioFloat32 []float64  `json:"log_ratio_float32"`
 	}
-	if err := decodeStrict(c.Config, &cfg); err != nil {
+	if err := goldencase.UnmarshalStrict(c.Config, &cfg); err != nil {
 		return "", fmt.Errorf("config: %w", err)
 	}
 	lr := LogRatioBounds(cfg.Ratio)
@@ -597,7 +556,7 @@ func runRRCCase(c *goldenCase, done checkedOutputs) (string, error) {
 		return "", fmt.Errorf("log ratio bounds: got %v, want %v", lr, cfg.LogRatioFloat32)
 	}
 	var attempts []rrcAttempt
-	if err := decodeStrict(c.Inputs["attempts"], &attempts); err != nil {
+	if err := goldencase.UnmarshalStrict(c.Inputs["attempts"], &attempts); err != nil {
 		return "", fmt.Errorf("inputs.attempts: %w", err)
 	}
 	d := &recordedDraws{scaleLo: float32(cfg.Scale[0]), scaleHi: float32(cfg.Scale[1]), logLo: lr[0], logHi: lr[1]}
@@ -634,7 +593,7 @@ func runRRCCase(c *goldenCase, done checkedOutputs) (string, error) {
 		NAttempts int  `json:"n_attempts"`
 	}
 	raw, _ := json.Marshal(c.Expected)
-	if err := decodeStrict(raw, &want); err != nil {
+	if err := goldencase.UnmarshalStrict(raw, &want); err != nil {
 		return "", fmt.Errorf("expected: %w", err)
 	}
 	if got.Top != want.Top || got.Left != want.Left || got.Height != want.Height || got.Width != want.Width ||
@@ -650,26 +609,11 @@ func runRRCCase(c *goldenCase, done checkedOutputs) (string, error) {
 // runGoldenDir runs every case file in dir and returns how many passed.
 func runGoldenDir(t *testing.T, dir string) int {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(files)
-	if len(files) == 0 {
-		t.Fatalf("no golden cases in %s", dir)
-	}
 	n := 0
-	for _, f := range files {
+	for _, f := range goldencase.CaseFiles(t, dir) {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var c goldenCase
-			if err := decodeStrict(raw, &c); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
+			c := goldencase.ReadCase(t, f)
 			summary, err := runGoldenCase(&c)
 			if err != nil {
 				t.Fatalf("%s (%s): %v", name, c.Kind, err)
@@ -682,7 +626,7 @@ func runGoldenDir(t *testing.T, dir string) int {
 }
 
 func TestGoldenAugment(t *testing.T) {
-	dir := goldenAugmentDir()
+	dir := goldencase.Dir("augment")
 	n := runGoldenDir(t, dir)
 	t.Logf("golden augment: %d cases checked", n)
 }
