@@ -1,15 +1,14 @@
 package coco
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/sslight-go/sslight/internal/goldencase"
 )
 
 // The golden harness runs every case folder under the golden directory
@@ -20,14 +19,8 @@ import (
 // SSLIGHT_GOLDEN_DIR=<dir> points it at <dir>/coco instead (for held-back
 // cases). A case of an unknown kind, with unknown fields, an unknown IoU
 // type or parameters other than pycocotools' defaults fails, so a new case
-// can never pass silently.
-
-func goldenCOCODir() string {
-	if d := os.Getenv("SSLIGHT_GOLDEN_DIR"); d != "" {
-		return filepath.Join(d, "coco")
-	}
-	return filepath.Join("..", "..", "..", "testdata", "golden", "coco")
-}
+// can never pass silently. Folder, array encoding and tolerance rule are
+// internal/goldencase's.
 
 type goldenCase struct {
 	Kind        string `json:"kind"`
@@ -48,10 +41,7 @@ type goldenCase struct {
 		DT string `json:"dt"`
 	} `json:"inputs"`
 	Expected  map[string]goldenExpected `json:"expected"`
-	Tolerance struct {
-		Abs float64 `json:"abs"`
-		Rel float64 `json:"rel"`
-	} `json:"tolerance"`
+	Tolerance goldencase.Tolerance      `json:"tolerance"`
 }
 
 type goldenExpected struct {
@@ -61,15 +51,11 @@ type goldenExpected struct {
 		Index [5]int  `json:"index"`
 		Value float64 `json:"value"`
 	} `json:"precision_samples"`
-	Recall struct {
-		Shape []int     `json:"shape"`
-		Dtype string    `json:"dtype"`
-		Data  []float64 `json:"data"`
-	} `json:"recall"`
+	Recall goldencase.Array `json:"recall"`
 }
 
 func TestGoldenCOCO(t *testing.T) {
-	root := goldenCOCODir()
+	root := goldencase.Dir("coco")
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		t.Fatalf("golden coco: %v", err)
@@ -94,14 +80,15 @@ func runGoldenCase(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var c goldenCase
-	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("expected.json: %v", err)
-	}
+	goldencase.DecodeStrict(t, "expected.json", raw, &c)
 	if c.Kind != "coco_eval" {
 		t.Fatalf("unknown case kind %q", c.Kind)
+	}
+	// One pair covers every value: stats, precision and recall are not
+	// outputs a per_output entry could name.
+	if len(c.Tolerance.PerOutput) > 0 {
+		t.Fatalf("tolerance.per_output %v: this harness has no named outputs", c.Tolerance.PerOutput)
 	}
 	checkDefaultConfig(t, &c)
 	if len(c.Config.IoUTypes) == 0 {
@@ -159,9 +146,7 @@ func runGoldenCase(t *testing.T, dir string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			near := func(got, want float64) bool {
-				return math.Abs(got-want) <= c.Tolerance.Abs+c.Tolerance.Rel*math.Abs(want)
-			}
+			near := c.Tolerance.Within
 			if len(want.Stats) != 12 {
 				t.Fatalf("expected %d stats, want 12", len(want.Stats))
 			}
@@ -245,5 +230,3 @@ func unravel(i int, dims ...int) []int {
 	}
 	return idx
 }
-
-var _ = fmt.Sprintf
