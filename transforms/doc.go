@@ -4,6 +4,9 @@
 //
 // Every DoFn is a thin adapter over a plain Go function in this package
 // (BuildShard, AssignShard, BuildManifest) that is unit-tested without Beam.
+// PolicyFromConfig turns a configuration's MULTI_VIEWS_TRANSFORMS section
+// into the augment multi-crop policy those functions apply, so pipelines
+// need not import augment.
 // Sub-package source lists datasets (ImageNet folders, COCO, IDX, plain
 // folders) from local paths or gs://.
 package transforms

@@ -100,7 +100,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if opts.Epochs < 1 {
 		return nil, fmt.Errorf("prepare: --epochs %d: want at least 1", opts.Epochs)
 	}
-	policy, err := PolicyFromConfig(cfg)
+	policy, err := transforms.PolicyFromConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if err := jsonfile.WriteLines(ctx, listingURI, listing.Items); err != nil {
 		return nil, fmt.Errorf("prepare: write listing: %w", err)
 	}
-	shardsPerEpoch := transforms.ShardsPerEpoch(len(listing.Items), SampleBytes(policy), int64(cfg.Data.ShardSizeMB)<<20)
+	shardsPerEpoch := transforms.ShardsPerEpoch(len(listing.Items), transforms.SampleBytes(policy), int64(cfg.Data.ShardSizeMB)<<20)
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = 2 * runtime.GOMAXPROCS(0)
