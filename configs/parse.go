@@ -53,6 +53,12 @@ func Load(path string) (*Config, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err == nil {
+		if empty(data) {
+			// An empty file would silently train the defaults (vit_tiny at
+			// 224/96), almost never what its author meant.
+			return nil, fmt.Errorf("load config %s: the file is empty or holds only comments; write the keys to change, or name a preset (%s)",
+				path, strings.Join(PresetNames(), ", "))
+		}
 		return Parse(data, path)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
@@ -63,6 +69,13 @@ func Load(path string) (*Config, error) {
 			path, err, strings.Join(PresetNames(), ", "))
 	}
 	return nil, fmt.Errorf("load config %s: %w", path, err)
+}
+
+// empty reports whether data holds no YAML document (nothing, blanks or
+// comments only).
+func empty(data []byte) bool {
+	var doc yaml.Node
+	return errors.Is(yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc), io.EOF)
 }
 
 // overlay parses data and writes every key it sets into c.

@@ -252,4 +252,21 @@ func TestLoad(t *testing.T) {
 	if err == nil || err.Error() != "bad.yaml: unknown key TRAIN.BATCH_SIZ (line 2); did you mean TRAIN.BATCH_SIZE?" {
 		t.Errorf("Load(bad.yaml) error = %v", err)
 	}
+	// An empty file, or one of comments and blanks, would train the
+	// defaults without a word: refused, naming the file. An explicit empty
+	// mapping says "the defaults" on purpose.
+	for name, body := range map[string]string{"empty.yaml": "", "comments.yaml": "# my run\n\n   \n# nothing yet\n"} {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(name); err == nil || !strings.Contains(err.Error(), name+": the file is empty") {
+			t.Errorf("Load(%s) error = %v, want the empty-file error", name, err)
+		}
+	}
+	if err := os.WriteFile("braces.yaml", []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := Load("braces.yaml"); err != nil || cfg.Hash() != Default().Hash() {
+		t.Errorf("Load(braces.yaml) = %v, want the defaults", err)
+	}
 }
