@@ -27,7 +27,9 @@
 package checkpoint
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -79,8 +81,9 @@ type Meta struct {
 	// InitFrom is the checkpoint this run started from ("" for a fresh
 	// initialisation).
 	InitFrom string `json:"init_from,omitempty"`
-	// Config is the training config as JSON.
-	Config []byte `json:"config"`
+	// Config is the training config as JSON (canonical, the config hash's
+	// input), stored as a JSON object people can read.
+	Config ConfigJSON `json:"config"`
 	// ImagesSeen counts training samples consumed so far.
 	ImagesSeen int64 `json:"images_seen"`
 	// LastLoss is the loss of the last step before the checkpoint.
@@ -88,6 +91,44 @@ type Meta struct {
 	// Reason says why the checkpoint was written: period, final, signal,
 	// max-steps, non-finite-loss.
 	Reason string `json:"reason"`
+}
+
+// ConfigJSON is a config's JSON text, written into meta.json as the JSON
+// object itself. Checkpoints of earlier releases stored it base64-encoded
+// (encoding/json's form of []byte); those still read.
+type ConfigJSON []byte
+
+// MarshalJSON writes the config as a JSON object (null when empty).
+func (c ConfigJSON) MarshalJSON() ([]byte, error) {
+	if len(c) == 0 {
+		return []byte("null"), nil
+	}
+	if !json.Valid(c) {
+		return nil, fmt.Errorf("checkpoint meta: the config is not JSON: %.40q", c)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalJSON reads a JSON object, or the base64 string of earlier
+// releases.
+func (c *ConfigJSON) UnmarshalJSON(b []byte) error {
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*c = nil
+	case len(b) > 0 && b[0] == '"':
+		var raw []byte // base64 in a JSON string
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return fmt.Errorf("checkpoint meta: config: %w", err)
+		}
+		*c = raw
+	default:
+		*c = append((*c)[:0], b...)
+	}
+	return nil
 }
 
 // ParseConfig returns the training config the checkpoint recorded.
