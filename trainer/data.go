@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"sort"
 
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/manifest"
 	"github.com/sslight-go/sslight/sinks/shard"
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 // Batch is one training batch of normalised float32 views, view-major as
@@ -51,6 +55,61 @@ func (n *Normalizer) View(dst []float32, pix []uint8, h, w int) {
 		dst[plane+p] = n.lut[1][pix[3*p+1]]
 		dst[2*plane+p] = n.lut[2][pix[3*p+2]]
 	}
+}
+
+// root is one shards root with its manifest and what a training epoch
+// takes from it.
+type root struct {
+	uri     string
+	man     *manifest.Manifest
+	exclude map[string]bool
+	samples int64 // per training epoch: the smallest prepared epoch, minus excluded keys
+}
+
+func readRoots(ctx context.Context, cfg *configs.Config, o Options) ([]*root, error) {
+	var roots []*root
+	for _, uri := range o.Shards {
+		man, err := manifest.Read(ctx, storage.Join(uri, manifest.FileName))
+		if err != nil {
+			return nil, fmt.Errorf("read the shards' manifest (run sslight prepare first, --shards is its --out): %w", err)
+		}
+		if err := checkShardsConfig(cfg, man, o.AllowConfigMismatch); err != nil {
+			return nil, fmt.Errorf("%s: %w", uri, err)
+		}
+		if man.Epochs < 1 || len(man.Shards) == 0 {
+			return nil, fmt.Errorf("%s: the manifest lists no shards", uri)
+		}
+		r := &root{uri: uri, man: man, exclude: o.Exclude[uri], samples: math.MaxInt64}
+		for _, ec := range man.EpochCounts {
+			r.samples = min(r.samples, ec.Samples)
+		}
+		// Excluded keys listed by this root (a dead-lettered one would make
+		// this an over-count: one iteration fewer, never a short epoch).
+		for _, it := range man.Source.Items {
+			if r.exclude[it.Key] {
+				r.samples--
+			}
+		}
+		roots = append(roots, r)
+	}
+	return roots, nil
+}
+
+// skipFunc says whether the sample key of a shard is excluded.
+func skipFunc(roots []*root) func(shardURI, key string) bool {
+	byShard := map[string]map[string]bool{}
+	for _, r := range roots {
+		if len(r.exclude) == 0 {
+			continue
+		}
+		for _, s := range r.man.Shards {
+			byShard[s.URI] = r.exclude
+		}
+	}
+	if len(byShard) == 0 {
+		return nil
+	}
+	return func(shardURI, key string) bool { return byShard[shardURI][key] }
 }
 
 // epochShards returns the shards a training epoch reads, in the order it

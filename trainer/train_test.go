@@ -279,7 +279,7 @@ func checkResume(t *testing.T, cfg *configs.Config) (straight, stopped string) {
 	defer init.close()
 	moved := false
 	f := readBytes(t, filepath.Join(final, checkpoint.BackboneFile))
-	for _, e := range init.trained().Entries() {
+	for _, e := range init.state().backbone.Entries() {
 		if e.Param != nil && !bytes.Contains(f, float32Bytes(e.F32)) {
 			moved = true
 			break
