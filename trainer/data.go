@@ -25,8 +25,6 @@ type Batch struct {
 	G, GH, GW, L, LH, LW int
 	Labels               []int
 	Keys                 []string
-	epoch, indexInEpoch  int
-	err                  error
 }
 
 // Normalizer turns uint8 HWC crops into float32 CHW tensors as
@@ -300,10 +298,30 @@ func (l *loader) recycle(b *Batch) {
 	}
 }
 
-// epoch streams batches [skip, iters) of one training epoch. The channel is
-// closed at the end; a failure arrives as a Batch with err set.
-func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int, exclude func(string, string) bool, onBad func(uri string, err error) error) <-chan *Batch {
-	out := make(chan *Batch, 2)
+// loaded is one thing the loader's goroutine hands the step loop, in the
+// order it met them: a batch, a shard it skipped (--skip-bad-shards), or
+// the error that ends the epoch. Everything travels by value, so the step
+// loop alone records and prints.
+type loaded struct {
+	batch   *Batch
+	skipped *SkippedShard
+	err     error
+}
+
+// epoch streams batches [skip, iters) of one training epoch. With skipBad
+// it verifies every shard first and reports a bad one instead of failing.
+// The channel is closed at the end; the goroutine stops early when ctx is
+// cancelled, and the caller must then drain the channel.
+func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int, exclude func(string, string) bool, skipBad bool) <-chan loaded {
+	out := make(chan loaded, 2)
+	send := func(x loaded) bool {
+		select {
+		case out <- x:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	go func() {
 		defer close(out)
 		g := l.geo
@@ -311,15 +329,20 @@ func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, ep
 		var cur *Batch
 		fill, index := 0, 0
 		var bad *badShards
-		if onBad != nil {
-			bad = &badShards{check: g.check, skip: onBad}
+		if skipBad {
+			bad = &badShards{check: g.check, skip: func(uri string, err error) error {
+				if !send(loaded{skipped: &SkippedShard{Epoch: epoch, Shard: uri, Error: err.Error()}}) {
+					return ctx.Err()
+				}
+				return nil
+			}}
 		}
 		err := readEpoch(ctx, shards, seed, epoch, buf, exclude, bad, func(s shard.Sample, label int) bool {
 			if index >= iters {
 				return false
 			}
 			if err := g.check(&s); err != nil {
-				out <- &Batch{err: err}
+				send(loaded{err: err})
 				return false
 			}
 			if index >= skip {
@@ -338,10 +361,7 @@ func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, ep
 			fill++
 			if fill == l.batch {
 				if index >= skip {
-					cur.epoch, cur.indexInEpoch = epoch, index
-					select {
-					case out <- cur:
-					case <-ctx.Done():
+					if !send(loaded{batch: cur}) {
 						return false
 					}
 					cur = nil
@@ -352,10 +372,7 @@ func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, ep
 			return true
 		})
 		if err != nil {
-			select {
-			case out <- &Batch{err: err}:
-			case <-ctx.Done():
-			}
+			send(loaded{err: err})
 		}
 	}()
 	return out

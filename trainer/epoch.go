@@ -23,35 +23,30 @@ const (
 // finished when it returns.
 func (r *run) trainEpoch(ctx context.Context, rec *recorder) (stop string, err error) {
 	e := r.meta.Epoch
-	skipped := 0
-	var onBad func(string, error) error
-	if r.o.SkipBadShards {
-		onBad = func(uri string, err error) error {
-			// The loader goroutine calls this; the step loop reads
-			// skipped only after the epoch's batches are drained.
-			skipped++
-			rec.skippedShard(SkippedShard{Epoch: e, Shard: uri, Error: err.Error()})
-			return nil
-		}
-	}
 	lctx, cancel := context.WithCancel(ctx)
-	batches := r.loader.epoch(lctx, epochShards(r.roots, r.seed, e), r.seed, e, r.shuffleBuffer(), r.meta.StepInEpoch, r.ipe,
-		skipFunc(r.roots), onBad)
+	feed := r.loader.epoch(lctx, epochShards(r.roots, r.seed, e), r.seed, e, r.shuffleBuffer(), r.meta.StepInEpoch, r.ipe,
+		skipFunc(r.roots), r.o.SkipBadShards)
 	defer func() {
 		cancel()
-		for range batches { // the loader's goroutine ends once it sees the cancel
+		for range feed { // the loader's goroutine ends once it sees the cancel
 		}
 	}()
-	for b := range batches {
-		if b.err != nil {
-			return "", fmt.Errorf("epoch %d: %w", e, b.err)
+	skipped := 0
+	for x := range feed {
+		switch {
+		case x.err != nil:
+			return "", fmt.Errorf("epoch %d: %w", e, x.err)
+		case x.skipped != nil:
+			skipped++
+			rec.skippedShard(*x.skipped)
+			continue
 		}
 		it := iteration{epoch: e, step: r.meta.Step, inEpoch: r.meta.StepInEpoch}
 		if err := r.snap.take(r.model); err != nil {
 			return "", fmt.Errorf("step %d: %w", it.step, err)
 		}
-		log, err := r.model.step(it, b)
-		r.loader.recycle(b)
+		log, err := r.model.step(it, x.batch)
+		r.loader.recycle(x.batch)
 		switch {
 		case errors.Is(err, errLossNotFinite):
 			return reasonNonFinite, fmt.Errorf("step %d: the loss is %v at lr %.4g", it.step, log.loss, log.lr)

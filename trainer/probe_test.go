@@ -12,7 +12,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"gorgonia.org/gorgonia"
@@ -315,4 +317,75 @@ func TestBadShards(t *testing.T) {
 			t.Errorf("skipped %+v", s)
 		}
 	}
+}
+
+// TestBadShardReportsReachTheStepLoop corrupts the shard epoch 0 reads
+// second and trains with a shuffle buffer of one sample, so the loader
+// hands out the good shard's batch and meets the bad shard while the step
+// loop trains on it. The report reaches the summary and the progress
+// through the goroutine that called Run: the loader's goroutine writes
+// neither (Options.Progress need not be safe for concurrent use).
+func TestBadShardReportsReachTheStepLoop(t *testing.T) {
+	cfg := tinyConfig(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	shards := filepath.Join(root, "shards")
+	writeShards(t, shards, cfg, 24, 1)
+	roots, err := readRoots(ctx, cfg, Options{Shards: []string{shards}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := epochShards(roots, uint64(cfg.Seed), 0)[1].URI
+	b := readBytes(t, victim)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(victim, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	progress := &oneGoroutineWriter{goroutine: goroutineID()}
+	sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: filepath.Join(root, "out"), SkipBadShards: true,
+		ShuffleBuffer: 1, Progress: progress, Epochs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Done || sum.Steps != 1 || len(sum.SkippedShards) != 1 || sum.SkippedShards[0].Shard != victim {
+		t.Fatalf("summary %+v: want 1 step with %s skipped", sum, victim)
+	}
+	out, others := progress.written()
+	if others > 0 {
+		t.Errorf("%d progress writes came from another goroutine than Run's", others)
+	}
+	if !strings.Contains(out, "skipping bad shard "+victim) || !strings.Contains(out, "epoch 1 ran 1 of 3 iterations") {
+		t.Errorf("progress %q does not report the skipped shard and the short epoch", out)
+	}
+}
+
+// oneGoroutineWriter records what is written and how many writes came from
+// another goroutine than the one named.
+type oneGoroutineWriter struct {
+	goroutine string
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	others    int
+}
+
+func (w *oneGoroutineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if goroutineID() != w.goroutine {
+		w.others++
+	}
+	return w.buf.Write(p)
+}
+
+func (w *oneGoroutineWriter) written() (string, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String(), w.others
+}
+
+// goroutineID is the calling goroutine's number, from the first line of
+// its stack trace ("goroutine 7 [running]:").
+func goroutineID() string {
+	b := make([]byte, 64)
+	return strings.Fields(string(b[:runtime.Stack(b, false)]))[1]
 }

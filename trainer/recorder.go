@@ -16,8 +16,8 @@ import (
 	"github.com/sslight-go/sslight/trainer/checkpoint"
 )
 
-// recorder writes what a run leaves besides its trained state:
-// metrics.jsonl (a record every LOG_STEP
+// recorder writes what a run leaves besides its trained state, all from
+// the goroutine that calls Run: metrics.jsonl (a record every LOG_STEP
 // steps, one per epoch, the monitor's), loss.png and monitor.png, the
 // checkpoints, the progress line and notes, and the call's Summary.
 type recorder struct {

@@ -52,7 +52,9 @@ type Options struct {
 	// online kNN accuracy on a labelled held-out source here). Its
 	// results go to metrics.jsonl and monitor.png.
 	Monitor func(ctx context.Context, checkpoint string, epoch int) (map[string]float64, error)
-	// Progress receives a live progress line; nil for none.
+	// Progress receives a live progress line and notes (skipped shards,
+	// short epochs); nil for none. Only the goroutine that calls Run
+	// writes it, so it need not be safe for concurrent use.
 	Progress io.Writer
 }
 
