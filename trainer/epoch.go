@@ -34,6 +34,8 @@ func (r *run) trainEpoch(ctx context.Context, rec *recorder) (stop string, err e
 	skipped := 0
 	for x := range feed {
 		switch {
+		case x.err != nil && ctx.Err() != nil:
+			return reasonSignal, nil // the loader stopped on the signal
 		case x.err != nil:
 			return "", fmt.Errorf("epoch %d: %w", e, x.err)
 		case x.skipped != nil:
