@@ -86,6 +86,9 @@ func (r *run) endEpoch(e, skipped int, rec *recorder) error {
 		// per-iteration course, so the run ends early.
 		rec.note("pretrain: epoch %d ran %d of %d iterations (%d bad shards skipped)", e+1, ran, r.ipe, skipped)
 	}
+	if len(r.meta.StepsPerEpoch) == e { // a checkpoint of an older sslight left no list to extend
+		r.meta.StepsPerEpoch = append(r.meta.StepsPerEpoch, ran)
+	}
 	r.meta.Epoch++
 	r.meta.StepInEpoch = 0
 	return nil

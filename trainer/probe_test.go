@@ -20,6 +20,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 )
 
@@ -316,6 +317,14 @@ func TestBadShards(t *testing.T) {
 		if s.Epoch != e || !strings.HasSuffix(s.Shard, filepath.Base(victim)) || s.Error == "" {
 			t.Errorf("skipped %+v", s)
 		}
+	}
+	// summary.json says what ran: 1 step in each epoch, of 3 planned.
+	var written map[string]any
+	if err := jsonfile.Read(ctx, filepath.Join(root, "skip", "summary.json"), &written); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(written["steps_per_epoch"]) != "[1 1]" || written["iters_per_epoch"] != 3.0 {
+		t.Errorf("summary.json: steps_per_epoch %v, iters_per_epoch %v; want [1 1] of 3 planned", written["steps_per_epoch"], written["iters_per_epoch"])
 	}
 }
 

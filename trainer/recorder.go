@@ -161,6 +161,7 @@ func (rec *recorder) summary() *Summary {
 		s.ImagesPerSec = float64(s.Steps*rec.batch) / s.WallSeconds
 	}
 	s.FinalLoss = rec.meta.LastLoss
+	s.StepsPerEpoch = append([]int(nil), rec.meta.StepsPerEpoch...)
 	s.PeakRSSMB = peakRSSMB()
 	s.Done = rec.meta.Epoch >= rec.epochs
 	rec.prog.done()

@@ -147,7 +147,7 @@ func (r *run) resume(ctx context.Context, dir string, prev *checkpoint.Meta) err
 	}
 	m := &r.meta
 	m.Epoch, m.StepInEpoch, m.Step, m.ImagesSeen = prev.Epoch, prev.StepInEpoch, prev.Step, prev.ImagesSeen
-	m.InitFrom = prev.InitFrom
+	m.StepsPerEpoch, m.InitFrom = prev.StepsPerEpoch, prev.InitFrom
 	old, _ := jsonfile.ReadLines[MetricsRecord](ctx, storage.Join(r.o.Out, MetricsFile)) // unreadable: no earlier records
 	for _, rec := range old {
 		if rec.Step < m.Step || (rec.Kind == "epoch" && rec.Epoch < m.Epoch) {

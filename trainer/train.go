@@ -58,24 +58,35 @@ type Options struct {
 	Progress io.Writer
 }
 
-// Summary describes a finished (or stopped) call.
+// Summary describes a finished (or stopped) call. Run writes it to
+// summary.json under Out when the run trains its last epoch.
 type Summary struct {
-	Out            string  `json:"out"`
-	Checkpoint     string  `json:"checkpoint"`
-	Method         string  `json:"method"`
-	Arch           string  `json:"arch"`
-	Epochs         int     `json:"epochs"`
-	PreparedEpochs int     `json:"prepared_epochs"`
-	ItersPerEpoch  int     `json:"iters_per_epoch"`
-	BatchSize      int     `json:"batch_size"`
-	StartStep      int     `json:"start_step"`
-	Steps          int     `json:"steps"`
-	Done           bool    `json:"done"`
-	FinalLoss      float64 `json:"final_loss"`
-	ImagesPerSec   float64 `json:"images_per_sec"`
-	WallSeconds    float64 `json:"wall_seconds"`
-	PeakRSSMB      float64 `json:"peak_rss_mb"`
-	ConfigHash     string  `json:"config_hash"`
+	Out string `json:"out"`
+	// Checkpoint is the newest checkpoint folder the run has.
+	Checkpoint     string `json:"checkpoint"`
+	Method         string `json:"method"`
+	Arch           string `json:"arch"`
+	Epochs         int    `json:"epochs"`
+	PreparedEpochs int    `json:"prepared_epochs"`
+	// ItersPerEpoch is the planned iterations per epoch (a training
+	// epoch's samples over the batch size), the schedules' unit. An epoch
+	// that skipped shards runs fewer: StepsPerEpoch says what ran.
+	ItersPerEpoch int `json:"iters_per_epoch"`
+	// StepsPerEpoch are the iterations each finished epoch of the run
+	// ran (absent when the run resumed a checkpoint too old to record
+	// them).
+	StepsPerEpoch []int `json:"steps_per_epoch,omitempty"`
+	BatchSize     int   `json:"batch_size"`
+	// StartStep is the global step the call started at, and Steps how
+	// many steps it ran.
+	StartStep    int     `json:"start_step"`
+	Steps        int     `json:"steps"`
+	Done         bool    `json:"done"`
+	FinalLoss    float64 `json:"final_loss"`
+	ImagesPerSec float64 `json:"images_per_sec"`
+	WallSeconds  float64 `json:"wall_seconds"`
+	PeakRSSMB    float64 `json:"peak_rss_mb"`
+	ConfigHash   string  `json:"config_hash"`
 	// SkippedShards lists the shards --skip-bad-shards left out, per
 	// epoch, with the reason.
 	SkippedShards []SkippedShard `json:"skipped_shards,omitempty"`
