@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/sslight-go/sslight/configs"
@@ -32,8 +33,11 @@ type run struct {
 	// records are metrics.jsonl's records from before meta (a resumed
 	// run's).
 	records []MetricsRecord
-	loader  *loader
-	snap    stepSnapshot
+	// finished is what Run returns for --resume of a run that already
+	// trained its last epoch; nothing else is set up then.
+	finished *Summary
+	loader   *loader
+	snap     stepSnapshot
 }
 
 // newRun sets a call up and finds where it starts: afresh, from
@@ -58,6 +62,10 @@ func newRun(ctx context.Context, o Options) (*run, error) {
 	}
 	if err := r.checkResumable(dir, prev); err != nil {
 		return nil, err
+	}
+	if prev != nil && prev.Epoch >= r.epochs {
+		r.finished, err = r.finishedSummary(ctx, dir, prev)
+		return r, err
 	}
 	geo := geometryOf(cfg)
 	if r.model, err = newMethod(cfg, geo, r.batch, r.sc); err != nil {
@@ -147,7 +155,7 @@ func (r *run) resume(ctx context.Context, dir string, prev *checkpoint.Meta) err
 	}
 	m := &r.meta
 	m.Epoch, m.StepInEpoch, m.Step, m.ImagesSeen = prev.Epoch, prev.StepInEpoch, prev.Step, prev.ImagesSeen
-	m.StepsPerEpoch, m.InitFrom = prev.StepsPerEpoch, prev.InitFrom
+	m.LastLoss, m.StepsPerEpoch, m.InitFrom = prev.LastLoss, prev.StepsPerEpoch, prev.InitFrom
 	old, _ := jsonfile.ReadLines[MetricsRecord](ctx, storage.Join(r.o.Out, MetricsFile)) // unreadable: no earlier records
 	for _, rec := range old {
 		if rec.Step < m.Step || (rec.Kind == "epoch" && rec.Epoch < m.Epoch) {
@@ -178,6 +186,28 @@ func (r *run) newSummary(startStep int) *Summary {
 	cfg := r.cfg
 	return &Summary{Out: r.o.Out, Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Epochs: r.epochs, PreparedEpochs: r.prepared,
 		ItersPerEpoch: r.ipe, BatchSize: r.batch, StartStep: startStep, ConfigHash: cfg.Hash()}
+}
+
+// finishedSummary is what --resume of a run that already trained its last
+// epoch returns, leaving everything under Out as it is: the summary.json
+// its finishing call wrote, or, without one, the run as its final
+// checkpoint's meta describes it (all its steps, from 0); either way with
+// that checkpoint, done, and its final loss.
+func (r *run) finishedSummary(ctx context.Context, dir string, final *checkpoint.Meta) (*Summary, error) {
+	sum := r.newSummary(0)
+	sum.Steps = final.Step
+	uri := storage.Join(r.o.Out, SummaryFile)
+	if err := jsonfile.Read(ctx, uri, sum); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s trained its last epoch, but its summary does not read: %w", r.o.Out, err)
+	}
+	sum.Checkpoint, sum.Done, sum.FinalLoss = dir, true, final.LastLoss
+	if final.StepsPerEpoch != nil {
+		sum.StepsPerEpoch = final.StepsPerEpoch
+	}
+	if r.o.Progress != nil {
+		fmt.Fprintf(r.o.Progress, "pretrain: %s already trained its %d epochs (checkpoint %s); nothing to do\n", r.o.Out, r.epochs, dir)
+	}
+	return sum, nil
 }
 
 // schedules are the per-iteration values the reference precomputes.

@@ -59,7 +59,8 @@ type Options struct {
 }
 
 // Summary describes a finished (or stopped) call. Run writes it to
-// summary.json under Out when the run trains its last epoch.
+// summary.json under Out when the run trains its last epoch; --resume of a
+// run that already did returns what that file says.
 type Summary struct {
 	Out string `json:"out"`
 	// Checkpoint is the newest checkpoint folder the run has.
@@ -146,6 +147,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	r, err := newRun(ctx, o)
 	if err != nil {
 		return nil, err
+	}
+	if r.finished != nil { // --resume of a run that already trained its last epoch
+		return r.finished, nil
 	}
 	defer r.model.close()
 	rec := newRecorder(r)
