@@ -113,9 +113,10 @@ func (r *run) stop(ctx context.Context, rec *recorder, reason string, diverged e
 }
 
 // undo restores the state before the step whose loss was not finite (its
-// forward pass moved BatchNorm statistics and the loss state; the
-// parameters have not been stepped), checkpoints it and returns the error
-// that stops the run.
+// forward pass moved BatchNorm statistics and the loss state, and the
+// method may have updated parameters before it; the trained parameters
+// have not been stepped), checkpoints it and returns the error that stops
+// the run.
 func (r *run) undo(ctx context.Context, rec *recorder, diverged error) error {
 	if err := r.snap.restore(r.model); err != nil {
 		return fmt.Errorf("%v, and the state before the step could not be restored: %w", diverged, err)

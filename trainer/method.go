@@ -56,6 +56,10 @@ type trainState struct {
 	// statistics) under its checkpoint name, in a fixed order, the probe's
 	// last. They alias the networks' storage.
 	entries []nn.Entry
+	// preForward are the parameters the step updates before its loss is
+	// known (MoCo's key encoder, SwAV's prototypes): with the BN buffers
+	// and the loss state, what undoing a step restores.
+	preForward []nn.Entry
 	// backbone is the backbone being pre-trained: what
 	// backbone.safetensors holds and evaluation loads.
 	backbone backbone.Backbone
@@ -248,6 +252,17 @@ func feed(x *tensor.Dense, views []float32) {
 	if x != nil {
 		copy(x.Float32s(), views)
 	}
+}
+
+// paramEntries returns the entries of a state dict that are parameters.
+func paramEntries(entries []nn.Entry) []nn.Entry {
+	var out []nn.Entry
+	for _, e := range entries {
+		if e.Param != nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // lambdasOf is MULTI_VIEWS_TRANSFORMS.LAMBDAS, (1, 1) when unset.

@@ -20,6 +20,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 )
@@ -240,15 +241,33 @@ func TestProbeAccuracy(t *testing.T) {
 	}
 }
 
-// TestNonFiniteLossCheckpointsTheStateBefore drives DINO to a non-finite
-// loss with an absurd learning rate: the run stops with an error naming
-// the step and the learning rate, and the checkpoint it leaves is byte for
-// byte the one a run stopped just before that step writes.
+// TestNonFiniteLossCheckpointsTheStateBefore drives each method to a
+// non-finite loss with an absurd learning rate: the run stops with an
+// error naming the step and the learning rate, and the checkpoint it
+// leaves is byte for byte the one a run stopped just before that step
+// writes — including what the step changed before its loss was known
+// (BatchNorm statistics and the loss state, and MoCo's key-encoder
+// momentum update, which comes before the keys). (A diverging SwAV stops
+// earlier, in Sinkhorn, whose scores are no longer finite.)
 func TestNonFiniteLossCheckpointsTheStateBefore(t *testing.T) {
-	cfg := tinyConfig(t)
-	if err := cfg.Set("SOLVER.BASE_LR", "1e30"); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		cfg  func(testing.TB) *configs.Config
+	}{
+		{"DINO", tinyConfig},
+		{"MOCO", tinyMoCoConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg(t)
+			if err := cfg.Set("SOLVER.BASE_LR", "1e30"); err != nil {
+				t.Fatal(err)
+			}
+			checkNonFiniteLoss(t, cfg)
+		})
 	}
+}
+
+func checkNonFiniteLoss(t *testing.T, cfg *configs.Config) {
 	ctx := context.Background()
 	root := t.TempDir()
 	shards := filepath.Join(root, "shards")
@@ -268,7 +287,7 @@ func TestNonFiniteLossCheckpointsTheStateBefore(t *testing.T) {
 		t.Fatalf("checkpoint %s (reason %q, step %d), error %q", dir, meta.Reason, step, err)
 	}
 	if step == 0 {
-		t.Fatal("the first step diverged: the test needs a step that updates BatchNorm and the center before it")
+		t.Fatal("the first step diverged: the test needs a step that updates BatchNorm and the loss state before it")
 	}
 	before := filepath.Join(root, "before")
 	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: before, MaxSteps: step}); err != nil {

@@ -8,12 +8,13 @@ import (
 )
 
 // stepSnapshot holds what a step changes before its loss is known: the
-// BatchNorm buffers every network's train-mode forward updates and the
-// loss state the forward pass moves (DINO's center, the SwAV and MoCo
-// queues). A step whose loss is not finite is undone with it, so the
-// checkpoint written then is exactly the state before that step (the
-// parameters and the optimiser state are untouched until the optimiser
-// step).
+// BatchNorm buffers every network's train-mode forward updates, the
+// parameters the method updates before its forward (trainState.preForward:
+// MoCo's key encoder, SwAV's prototypes) and the loss state the forward
+// pass moves (DINO's center, the SwAV and MoCo queues). A step whose loss
+// is not finite is undone with it, so the checkpoint written then is
+// exactly the state before that step (the trained parameters and the
+// optimiser state are untouched until the optimiser step).
 type stepSnapshot struct {
 	entries  []nn.Entry // resolved once
 	resolved bool
@@ -32,6 +33,7 @@ func (s *stepSnapshot) volatile(m method) []nn.Entry {
 				s.entries = append(s.entries, e)
 			}
 		}
+		s.entries = append(s.entries, st.preForward...)
 		s.resolved = true
 	}
 	return s.entries

@@ -9,6 +9,7 @@ import (
 	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/nn"
 	"github.com/sslight-go/sslight/trainer/optim"
 	"github.com/sslight-go/sslight/trainer/ssl"
 )
@@ -128,8 +129,15 @@ func newSwAVModel(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (
 		return nil, fmt.Errorf("backward: %w", err)
 	}
 	m.vm = gorgonia.NewTapeMachine(g)
-	m.trainState = trainState{sc: sc, params: optimParams(params), backbone: bb, embedding: e,
-		entries: append(prefixed(bb, "student."), head.Entries()...), machines: []gorgonia.VM{m.vm}}
+	entries := append(prefixed(bb, "student."), head.Entries()...)
+	var prototypes []nn.Entry // normalised before the step's loss
+	for _, en := range entries {
+		if en.Param == head.Prototypes {
+			prototypes = append(prototypes, en)
+		}
+	}
+	m.trainState = trainState{sc: sc, params: optimParams(params), backbone: bb, embedding: e, entries: entries,
+		preForward: prototypes, machines: []gorgonia.VM{m.vm}}
 	return m, nil
 }
 
