@@ -81,6 +81,8 @@ func (r *run) endEpoch(e, skipped int, rec *recorder) error {
 	case ran == r.ipe:
 	case skipped == 0:
 		return fmt.Errorf("epoch %d ended after %d of %d iterations: the shards hold fewer samples than their manifests say", e, ran, r.ipe)
+	case ran == 0:
+		return fmt.Errorf("epoch %d: --skip-bad-shards skipped %d bad shards and left no batch to train on", e, skipped)
 	default:
 		// Skipped shards shorten the epoch; the schedules stay on their
 		// per-iteration course, so the run ends early.

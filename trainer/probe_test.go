@@ -347,6 +347,31 @@ func TestBadShards(t *testing.T) {
 	}
 }
 
+// TestEveryShardBad corrupts both shards of the only prepared epoch: with
+// SkipBadShards the first epoch has nothing to train on, and the run stops
+// with an error saying so.
+func TestEveryShardBad(t *testing.T) {
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	shards := filepath.Join(root, "shards")
+	writeShards(t, shards, cfg, 24, 1)
+	files, err := filepath.Glob(filepath.Join(shards, "epoch-0000", "*.tar"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("shards %v (%v), want two", files, err)
+	}
+	for _, f := range files {
+		b := readBytes(t, f)
+		b[len(b)/2] ^= 0xff
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = Run(context.Background(), Options{Config: cfg, Shards: []string{shards}, Out: filepath.Join(root, "out"), SkipBadShards: true})
+	if err == nil || !strings.Contains(err.Error(), "epoch 0: --skip-bad-shards skipped 2 bad shards and left no batch to train on") {
+		t.Errorf("every shard bad: err %v", err)
+	}
+}
+
 // TestBadShardReportsReachTheStepLoop corrupts the shard epoch 0 reads
 // second and trains with a shuffle buffer of one sample, so the loader
 // hands out the good shard's batch and meets the bad shard while the step
