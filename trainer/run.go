@@ -156,7 +156,11 @@ func (r *run) resume(ctx context.Context, dir string, prev *checkpoint.Meta) err
 	m := &r.meta
 	m.Epoch, m.StepInEpoch, m.Step, m.ImagesSeen = prev.Epoch, prev.StepInEpoch, prev.Step, prev.ImagesSeen
 	m.LastLoss, m.StepsPerEpoch, m.InitFrom = prev.LastLoss, prev.StepsPerEpoch, prev.InitFrom
-	old, _ := jsonfile.ReadLines[MetricsRecord](ctx, storage.Join(r.o.Out, MetricsFile)) // unreadable: no earlier records
+	uri := storage.Join(r.o.Out, MetricsFile)
+	old, err := jsonfile.ReadLines[MetricsRecord](ctx, uri)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("resume: %w (move %s aside to resume without its records)", err, uri)
+	}
 	for _, rec := range old {
 		if rec.Step < m.Step || (rec.Kind == "epoch" && rec.Epoch < m.Epoch) {
 			r.records = append(r.records, rec)

@@ -652,3 +652,28 @@ func TestResumeFinishedRun(t *testing.T) {
 		t.Error("resuming a finished run wrote a summary.json")
 	}
 }
+
+// TestResumeRefusesUnreadableMetrics: a metrics.jsonl that does not parse
+// stops --resume with an error naming it, instead of the resumed run
+// starting the file over without the earlier records.
+func TestResumeRefusesUnreadableMetrics(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	shards, out := filepath.Join(root, "shards"), filepath.Join(root, "out")
+	writeShards(t, shards, cfg, 24, 1)
+	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, MaxSteps: 1}); err != nil {
+		t.Fatal(err)
+	}
+	metrics := filepath.Join(out, MetricsFile)
+	if err := os.WriteFile(metrics, []byte("{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, Resume: true})
+	if err == nil || !strings.Contains(err.Error(), metrics) {
+		t.Errorf("resume with an unreadable %s: err %v", MetricsFile, err)
+	}
+	if got := readBytes(t, metrics); string(got) != "{not json\n" {
+		t.Errorf("the refused resume rewrote %s: %q", MetricsFile, got)
+	}
+}
