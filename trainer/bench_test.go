@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/sslight-go/sslight/configs"
-	"github.com/sslight-go/sslight/trainer/optim"
 	"github.com/sslight-go/sslight/trainer/ssl"
 )
 
@@ -22,10 +21,10 @@ var fmnistModel = map[string]string{
 }
 
 // benchStep measures whole training steps of preset (with sets applied)
-// on random views — the method's per-step hook, forward and backward, a
-// LARS step and the method's after-step update — in images (samples, all
-// views counted once) per second. SwAV runs with a full queue, its steady
-// state from SWAV.EPOCH_QUEUE_STARTS on.
+// on random views — the method's step: forward and backward, the gradient
+// rules, the preset's optimiser step and the EMA update — in images
+// (samples, all views counted once) per second. SwAV runs with a full
+// queue, its steady state from SWAV.EPOCH_QUEUE_STARTS on.
 func benchStep(b *testing.B, preset string, sets map[string]string, batch int) {
 	cfg, err := configs.Preset(preset)
 	if err != nil {
@@ -37,7 +36,7 @@ func benchStep(b *testing.B, preset string, sets map[string]string, batch int) {
 		}
 	}
 	geo := geometryOf(cfg)
-	sc := &schedules{teacherTemp: []float64{0.04}, momentum: []float64{0.996}}
+	sc := &schedules{lr: []float64{0.01}, wd: []float64{1e-6}, teacherTemp: []float64{0.04}, momentum: []float64{0.996}}
 	m, err := newMethod(cfg, geo, batch, sc)
 	if err != nil {
 		b.Fatal(err)
@@ -45,11 +44,6 @@ func benchStep(b *testing.B, preset string, sets map[string]string, batch int) {
 	defer m.close()
 	if sw, ok := m.(*swavModel); ok && sw.qLen > 0 {
 		fillSwAVQueue(b, sw, cfg)
-	}
-	groups := optim.GroupParams(m.params(), optim.GroupConfig{WDFactorForBias: 1, WDFactorForDW: 1})
-	opt, err := optim.New("LARS", groups, 0.9)
-	if err != nil {
-		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
 	bt := newLoader(geo, batch, NewNormalizer([3]float64{0.5, 0.5, 0.5}, [3]float64{0.25, 0.25, 0.25})).newBatch()
@@ -59,18 +53,12 @@ func benchStep(b *testing.B, preset string, sets map[string]string, batch int) {
 	for i := range bt.Local {
 		bt.Local[i] = float32(rng.NormFloat64())
 	}
+	// Step 0 of epoch 0 for the schedules, not the epoch's first
+	// iteration (which would restart SwAV's queue).
+	it := iteration{inEpoch: 1}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := m.beforeStep(0, 0); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := m.forwardBackward(bt); err != nil {
-			b.Fatal(err)
-		}
-		if err := opt.Step(0.01, 1e-6); err != nil {
-			b.Fatal(err)
-		}
-		if err := m.afterStep(0); err != nil {
+		if _, err := m.step(it, bt); err != nil {
 			b.Fatal(err)
 		}
 	}

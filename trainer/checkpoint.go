@@ -78,20 +78,21 @@ func writeSafetensors(ctx context.Context, uri string, f *safetensors.File) erro
 
 // saveCheckpoint writes the networks, the optimiser and loss state and
 // meta.
-func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimizer, meta checkpoint.Meta) (string, error) {
+func saveCheckpoint(ctx context.Context, out string, m method, meta checkpoint.Meta) (string, error) {
 	dir := checkpoint.Dir(out, meta.Step)
+	ts := m.state()
 	f := safetensors.NewFile()
-	if err := addEntries(f, m.networkEntries(), identity); err != nil {
+	if err := addEntries(f, ts.entries, identity); err != nil {
 		return "", err
 	}
-	st := opt.State()
+	st := ts.opt.State()
 	keys := make([]string, 0, len(st.Buffers))
 	for k := range st.Buffers {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	shapes := map[string][]int{}
-	for _, p := range m.params() {
+	for _, p := range ts.optimised {
 		shapes[p.Name] = p.Shape
 	}
 	for _, k := range keys {
@@ -118,7 +119,7 @@ func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimiz
 		return "", err
 	}
 	bf := safetensors.NewFile()
-	if err := addEntries(bf, m.trained().Entries(), identity); err != nil {
+	if err := addEntries(bf, ts.backbone.Entries(), identity); err != nil {
 		return "", err
 	}
 	bf.Metadata = map[string]string{"format": "pt", "arch": meta.Arch, "config_hash": meta.ConfigHash}
@@ -134,7 +135,7 @@ func saveCheckpoint(ctx context.Context, out string, m method, opt optim.Optimiz
 
 // loadCheckpoint restores the networks, the optimiser and loss state from
 // dir.
-func loadCheckpoint(ctx context.Context, dir string, m method, opt optim.Optimizer) error {
+func loadCheckpoint(ctx context.Context, dir string, m method) error {
 	raw, err := storage.ReadFile(ctx, storage.Join(dir, checkpoint.StateFile))
 	if err != nil {
 		return err
@@ -143,7 +144,7 @@ func loadCheckpoint(ctx context.Context, dir string, m method, opt optim.Optimiz
 	if err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
-	if err := loadEntries(f, m.networkEntries()); err != nil {
+	if err := loadEntries(f, m.state().entries); err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
 	st := optim.State{Buffers: map[string][]float32{}}
@@ -162,7 +163,7 @@ func loadCheckpoint(ctx context.Context, dir string, m method, opt optim.Optimiz
 		}
 		st.Buffers[k] = t.F32
 	}
-	if err := opt.LoadState(st); err != nil {
+	if err := m.state().opt.LoadState(st); err != nil {
 		return fmt.Errorf("%s: optimizer state: %w", dir, err)
 	}
 	if err := m.loadLossState(f); err != nil {

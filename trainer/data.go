@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"sort"
 
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/manifest"
 	"github.com/sslight-go/sslight/sinks/shard"
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 // Batch is one training batch of normalised float32 views, view-major as
@@ -21,8 +25,6 @@ type Batch struct {
 	G, GH, GW, L, LH, LW int
 	Labels               []int
 	Keys                 []string
-	epoch, indexInEpoch  int
-	err                  error
 }
 
 // Normalizer turns uint8 HWC crops into float32 CHW tensors as
@@ -51,6 +53,61 @@ func (n *Normalizer) View(dst []float32, pix []uint8, h, w int) {
 		dst[plane+p] = n.lut[1][pix[3*p+1]]
 		dst[2*plane+p] = n.lut[2][pix[3*p+2]]
 	}
+}
+
+// root is one shards root with its manifest and what a training epoch
+// takes from it.
+type root struct {
+	uri     string
+	man     *manifest.Manifest
+	exclude map[string]bool
+	samples int64 // per training epoch: the smallest prepared epoch, minus excluded keys
+}
+
+func readRoots(ctx context.Context, cfg *configs.Config, o Options) ([]*root, error) {
+	var roots []*root
+	for _, uri := range o.Shards {
+		man, err := manifest.Read(ctx, storage.Join(uri, manifest.FileName))
+		if err != nil {
+			return nil, fmt.Errorf("read the shards' manifest (run sslight prepare first, --shards is its --out): %w", err)
+		}
+		if err := checkShardsConfig(cfg, man, o.AllowConfigMismatch); err != nil {
+			return nil, fmt.Errorf("%s: %w", uri, err)
+		}
+		if man.Epochs < 1 || len(man.Shards) == 0 {
+			return nil, fmt.Errorf("%s: the manifest lists no shards", uri)
+		}
+		r := &root{uri: uri, man: man, exclude: o.Exclude[uri], samples: math.MaxInt64}
+		for _, ec := range man.EpochCounts {
+			r.samples = min(r.samples, ec.Samples)
+		}
+		// Excluded keys listed by this root (a dead-lettered one would make
+		// this an over-count: one iteration fewer, never a short epoch).
+		for _, it := range man.Source.Items {
+			if r.exclude[it.Key] {
+				r.samples--
+			}
+		}
+		roots = append(roots, r)
+	}
+	return roots, nil
+}
+
+// skipFunc says whether the sample key of a shard is excluded.
+func skipFunc(roots []*root) func(shardURI, key string) bool {
+	byShard := map[string]map[string]bool{}
+	for _, r := range roots {
+		if len(r.exclude) == 0 {
+			continue
+		}
+		for _, s := range r.man.Shards {
+			byShard[s.URI] = r.exclude
+		}
+	}
+	if len(byShard) == 0 {
+		return nil
+	}
+	return func(shardURI, key string) bool { return byShard[shardURI][key] }
 }
 
 // epochShards returns the shards a training epoch reads, in the order it
@@ -241,10 +298,30 @@ func (l *loader) recycle(b *Batch) {
 	}
 }
 
-// epoch streams batches [skip, iters) of one training epoch. The channel is
-// closed at the end; a failure arrives as a Batch with err set.
-func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int, exclude func(string, string) bool, onBad func(uri string, err error) error) <-chan *Batch {
-	out := make(chan *Batch, 2)
+// loaded is one thing the loader's goroutine hands the step loop, in the
+// order it met them: a batch, a shard it skipped (--skip-bad-shards), or
+// the error that ends the epoch. Everything travels by value, so the step
+// loop alone records and prints.
+type loaded struct {
+	batch   *Batch
+	skipped *SkippedShard
+	err     error
+}
+
+// epoch streams batches [skip, iters) of one training epoch. With skipBad
+// it verifies every shard first and reports a bad one instead of failing.
+// The channel is closed at the end; the goroutine stops early when ctx is
+// cancelled, and the caller must then drain the channel.
+func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int, exclude func(string, string) bool, skipBad bool) <-chan loaded {
+	out := make(chan loaded, 2)
+	send := func(x loaded) bool {
+		select {
+		case out <- x:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	go func() {
 		defer close(out)
 		g := l.geo
@@ -252,15 +329,20 @@ func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, ep
 		var cur *Batch
 		fill, index := 0, 0
 		var bad *badShards
-		if onBad != nil {
-			bad = &badShards{check: g.check, skip: onBad}
+		if skipBad {
+			bad = &badShards{check: g.check, skip: func(uri string, err error) error {
+				if !send(loaded{skipped: &SkippedShard{Epoch: epoch, Shard: uri, Error: err.Error()}}) {
+					return ctx.Err()
+				}
+				return nil
+			}}
 		}
 		err := readEpoch(ctx, shards, seed, epoch, buf, exclude, bad, func(s shard.Sample, label int) bool {
 			if index >= iters {
 				return false
 			}
 			if err := g.check(&s); err != nil {
-				out <- &Batch{err: err}
+				send(loaded{err: err})
 				return false
 			}
 			if index >= skip {
@@ -279,10 +361,7 @@ func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, ep
 			fill++
 			if fill == l.batch {
 				if index >= skip {
-					cur.epoch, cur.indexInEpoch = epoch, index
-					select {
-					case out <- cur:
-					case <-ctx.Done():
+					if !send(loaded{batch: cur}) {
 						return false
 					}
 					cur = nil
@@ -293,10 +372,7 @@ func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, ep
 			return true
 		})
 		if err != nil {
-			select {
-			case out <- &Batch{err: err}:
-			case <-ctx.Done():
-			}
+			send(loaded{err: err})
 		}
 	}()
 	return out

@@ -78,23 +78,66 @@ func (n *network) entries(prefix string) []nn.Entry {
 // teacher graph sees the global views, the student graph every view plus
 // the teacher's output as a constant input of the loss.
 type dinoModel struct {
+	trainState
 	student, teacher *network
 	loss             *ssl.DINOLoss
-	sc               *schedules
 	clip             float64
 
-	sg, tg        *gorgonia.ExprGraph
-	svm, tvm      gorgonia.VM
-	xGlobal       *tensor.Dense // shared by both graphs
-	xLocal        *tensor.Dense
-	teacherIn     *tensor.Dense // the student graph's copy of the teacher logits
-	teacherOut    *gorgonia.Node
-	lossNode      *gorgonia.Node
-	studentNodes  []*gorgonia.Node
-	studentParams []*nn.Param
-	optParams     []*optim.Param
-	emaStudent    []*optim.Param
-	emaTeacher    []*optim.Param
+	svm, tvm     gorgonia.VM
+	xGlobal      *tensor.Dense // shared by both graphs
+	xLocal       *tensor.Dense
+	teacherIn    *tensor.Dense // the student graph's copy of the teacher logits
+	teacherOut   *gorgonia.Node
+	lossNode     *gorgonia.Node
+	studentNodes []*gorgonia.Node
+	emaStudent   []*optim.Param
+	emaTeacher   []*optim.Param
+}
+
+// step is one iteration of DINO's train_one_epoch (main_dino.py).
+func (m *dinoModel) step(it iteration, b *Batch) (stepLog, error) {
+	// This iteration's learning rate, weight decay and teacher momentum;
+	// the teacher temperature per epoch as the reference's, or per
+	// iteration (DINO.WARMUP_TEACHER_TEMP_ITERS).
+	log := stepLog{lr: m.sc.lr[it.step], wd: m.sc.wd[it.step], momentum: m.sc.momentum[it.step]}
+	if err := m.loss.SetEpoch(m.sc.teacherTempIndex(it)); err != nil {
+		return log, err
+	}
+	feed(m.xGlobal, b.Global)
+	feed(m.xLocal, b.Local)
+	// teacher_output = teacher(images[:2]): the global views only.
+	if err := runMachine(m.tvm, "teacher forward"); err != nil {
+		return log, err
+	}
+	copy(m.teacherIn.Float32s(), m.teacherOut.Value().Data().([]float32))
+	// student_output = student(images); loss = dino_loss(student_output,
+	// teacher_output, epoch), which also moves the center; loss.backward().
+	loss, err := trainableStep(m.svm, "student forward/backward", m.studentNodes, m.params, m.lossNode)
+	if err != nil {
+		return log, err
+	}
+	if log.loss, log.probe, err = m.jointProbe(loss, b); err != nil {
+		return log, err
+	}
+	if !isFinite(log.loss) { // the run undoes the step and stops
+		return log, errLossNotFinite
+	}
+	// clip_gradients (SOLVER.CLIP_GRAD); cancel_gradients_last_layer while
+	// SOLVER.FREEZE_LAST_LAYER(_ITERS) holds the head's last layer.
+	if m.clip > 0 {
+		optim.ClipGradients(m.params, m.clip, nil)
+	}
+	optim.CancelGradientsLastLayer(m.params, it.epoch, it.step, m.sc.freeze)
+	if err := m.opt.Step(log.lr, log.wd); err != nil {
+		return log, fmt.Errorf("optimizer: %w", err)
+	}
+	// EMA update for the teacher: θt ← m·θt + (1−m)·θs.
+	if err := optim.EMAParams(m.emaTeacher, m.emaStudent, log.momentum); err != nil {
+		return log, fmt.Errorf("teacher EMA: %w", err)
+	}
+	t := m.loss.Last()
+	log.global, log.local, log.teacherTemp = float64(t.Global), float64(t.Local), t.TeacherTemp
+	return log, nil
 }
 
 // newDINOModel builds DINO with sc's teacher temperatures, teacher
@@ -117,105 +160,46 @@ func newDINOModel(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (
 	if err != nil {
 		return nil, err
 	}
-	m := &dinoModel{student: student, teacher: teacher, loss: loss, sc: sc, clip: cfg.Solver.ClipGrad}
+	m := &dinoModel{student: student, teacher: teacher, loss: loss, clip: cfg.Solver.ClipGrad}
 	m.xGlobal = viewTensor(geo.G*batch, geo.GH, geo.GW)
 	if geo.L > 0 {
 		m.xLocal = viewTensor(geo.L*batch, geo.LH, geo.LW)
 	}
 
-	m.tg = gorgonia.NewGraph()
-	if m.teacherOut, err = teacher.forward([]*gorgonia.Node{inputNode(m.tg, "global", m.xGlobal)}); err != nil {
+	tg := gorgonia.NewGraph()
+	if m.teacherOut, err = teacher.forward([]*gorgonia.Node{inputNode(tg, "global", m.xGlobal)}); err != nil {
 		return nil, fmt.Errorf("teacher: %w", err)
 	}
 	m.teacherIn = tensor.New(tensor.WithShape(geo.G*batch, cfg.DINOHead.OutputDim), tensor.Of(tensor.Float32))
 
-	m.sg = gorgonia.NewGraph()
-	ins := []*gorgonia.Node{inputNode(m.sg, "global", m.xGlobal)}
+	sg := gorgonia.NewGraph()
+	ins := []*gorgonia.Node{inputNode(sg, "global", m.xGlobal)}
 	if geo.L > 0 {
-		ins = append(ins, inputNode(m.sg, "local", m.xLocal))
+		ins = append(ins, inputNode(sg, "local", m.xLocal))
 	}
 	logits, err := student.forward(ins)
 	if err != nil {
 		return nil, fmt.Errorf("student: %w", err)
 	}
-	if m.lossNode, err = loss.Apply(logits, inputNode(m.sg, "teacher_output", m.teacherIn)); err != nil {
+	if m.lossNode, err = loss.Apply(logits, inputNode(sg, "teacher_output", m.teacherIn)); err != nil {
 		return nil, fmt.Errorf("loss: %w", err)
 	}
-	m.studentParams = student.params()
-	for _, p := range m.studentParams {
-		m.studentNodes = append(m.studentNodes, p.Node(m.sg))
+	studentParams := student.params()
+	for _, p := range studentParams {
+		m.studentNodes = append(m.studentNodes, p.Node(sg))
 	}
 	if _, err := gorgonia.Grad(m.lossNode, m.studentNodes...); err != nil {
 		return nil, fmt.Errorf("backward: %w", err)
 	}
-	m.svm = gorgonia.NewTapeMachine(m.sg)
-	m.tvm = gorgonia.NewTapeMachine(m.tg)
-	m.optParams = optimParams(m.studentParams)
+	m.svm = gorgonia.NewTapeMachine(sg)
+	m.tvm = gorgonia.NewTapeMachine(tg)
 	m.emaStudent = optimParams(student.allParams())
 	m.emaTeacher = optimParams(teacher.allParams())
+	// The student under "student.", the teacher under "teacher.".
+	m.trainState = trainState{sc: sc, params: optimParams(studentParams), backbone: student.backbone, embedding: student.embedding,
+		entries:  append(student.entries("student."), teacher.entries("teacher.")...),
+		machines: []gorgonia.VM{m.svm, m.tvm}}
 	return m, nil
-}
-
-func (m *dinoModel) close() {
-	nn.CloseMachine(m.svm)
-	nn.CloseMachine(m.tvm)
-}
-
-func (m *dinoModel) startEpoch(int) error { return nil }
-
-// beforeStep selects the teacher temperature: per epoch as the reference,
-// or per iteration (DINO.WARMUP_TEACHER_TEMP_ITERS).
-func (m *dinoModel) beforeStep(epoch, step int) error {
-	if m.sc.tempPerIter {
-		return m.loss.SetEpoch(step)
-	}
-	return m.loss.SetEpoch(epoch)
-}
-
-// forwardBackward runs the teacher and the student on b and leaves the
-// student's gradients bound to optParams. It returns the loss.
-func (m *dinoModel) forwardBackward(b *Batch) (float32, error) {
-	copy(m.xGlobal.Float32s(), b.Global)
-	if m.xLocal != nil {
-		copy(m.xLocal.Float32s(), b.Local)
-	}
-	if err := runMachine(m.tvm, "teacher forward"); err != nil {
-		return 0, err
-	}
-	copy(m.teacherIn.Float32s(), m.teacherOut.Value().Data().([]float32))
-	return trainableStep(m.svm, "student forward/backward", m.studentNodes, m.optParams, m.lossNode)
-}
-
-// adjustGradients clips (SOLVER.CLIP_GRAD) and drops the last layer's
-// gradients while it is frozen, as the reference's DINO trainer does.
-func (m *dinoModel) adjustGradients(epoch, step int) {
-	if m.clip > 0 {
-		optim.ClipGradients(m.optParams, m.clip, nil)
-	}
-	optim.CancelGradientsLastLayer(m.optParams, epoch, step, m.sc.freeze)
-}
-
-// afterStep moves the teacher towards the student.
-func (m *dinoModel) afterStep(step int) error {
-	if err := optim.EMAParams(m.emaTeacher, m.emaStudent, m.sc.momentum[step]); err != nil {
-		return fmt.Errorf("teacher EMA: %w", err)
-	}
-	return nil
-}
-
-func (m *dinoModel) params() []*optim.Param     { return m.optParams }
-func (m *dinoModel) probeInput() *gorgonia.Node { return m.student.embedding }
-func (m *dinoModel) trained() backbone.Backbone { return m.student.backbone }
-
-func (m *dinoModel) logTerms(step int) stepTerms {
-	t := m.loss.Last()
-	return stepTerms{global: float64(t.Global), local: float64(t.Local), momentum: m.sc.momentum[step], teacherTemp: t.TeacherTemp}
-}
-
-// networkEntries: the student under "student.", the teacher under
-// "teacher.".
-func (m *dinoModel) networkEntries() []nn.Entry {
-	return append(m.student.entries("student."), m.teacher.entries("teacher.")...)
 }
 
 func (m *dinoModel) saveLossState(f *safetensors.File) error {

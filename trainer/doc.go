@@ -3,18 +3,21 @@
 // trains a backbone with DINO, SwAV or MoCo-v2 (SSL_METHOD) as the SSLight
 // reference's trainers do, writing resumable checkpoints and metrics.
 //
-// Run is one loop for the three methods. Everything method-specific sits
-// behind a small interface (method, in method.go) with one implementation
-// per file: dino.go (student and EMA teacher), swav.go (one network,
-// prototypes, the SwAV queue), moco.go (query and EMA key encoders, the
-// MoCo queue). Per step the loop calls the method's hooks in the
-// reference's order: beforeStep (DINO's teacher temperature, SwAV's
-// prototype normalisation, MoCo's key-encoder momentum update),
-// forwardBackward, adjustGradients (clipping, frozen layers or
-// prototypes), the optimiser step and afterStep (DINO's teacher EMA); and
-// startEpoch before an epoch's first step (SwAV's queue).
+// Each method's training step is one function that reads top to bottom
+// like its reference trainer's loop body — this iteration's schedule
+// values, the forward passes, the loss (with the joint linear probe's),
+// backward, the gradient rules, the optimiser step, the EMA updates — in
+// its own file: dino.go (student and EMA teacher, after main_dino.py's
+// train_one_epoch), swav.go (one network, prototypes, Sinkhorn, the SwAV
+// queue), moco.go (query and EMA key encoders, the MoCo queue). The method
+// interface (method.go) is that step plus what checkpoints need.
 //
-// Checkpoints (checkpoint.go) hold every network, the optimiser state and
-// the loss state, so a resumed run ends byte-identical to an uninterrupted
-// one.
+// Run (train.go) is the machinery around the steps, in three parts: the
+// run's setup (run.go: config, shards, schedules, model and optimiser,
+// resume or --init-from), the epoch driver (epoch.go: the loader's
+// goroutine, cancellation, the undo of a step whose loss is not finite)
+// and the recorder (recorder.go: metrics.jsonl, plots, checkpoints, the
+// monitor, the Summary). Checkpoints (checkpoint.go) hold every network,
+// the optimiser state and the loss state, so a resumed run ends
+// byte-identical to an uninterrupted one.
 package trainer

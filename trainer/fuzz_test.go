@@ -37,7 +37,7 @@ func FuzzLoadLossState(f *testing.F) {
 		}
 		f.Add(encode(file))
 	}
-	if err := swav.startEpoch(1); err != nil { // with a queue
+	if err := swav.(*swavModel).startEpoch(1); err != nil { // with a queue
 		f.Fatal(err)
 	}
 	file := safetensors.NewFile()

@@ -1,7 +1,9 @@
 package trainer
 
 import (
+	"errors"
 	"fmt"
+	"math"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -13,71 +15,143 @@ import (
 	"github.com/sslight-go/sslight/trainer/optim"
 )
 
-// method is one SSL method's networks, graphs and loss state: everything
-// between a batch of views and the gradients, and the state a checkpoint
-// needs. Run owns the rest (data, schedules, optimiser, checkpoints,
-// metrics) and calls, once per step:
-//
-//	beforeStep → forwardBackward → adjustGradients → optimiser step → afterStep
-//
-// and startEpoch before the first step of an epoch. The order inside each
-// hook follows the reference's trainer of the method.
+// method is one SSL method: its training step and the state a checkpoint
+// holds. Each method's step reads top to bottom like its reference
+// trainer's loop body (DINO's train_one_epoch, SwAV's and MoCo's train):
+// this iteration's schedule values, the forward passes, the loss, the
+// backward pass, the gradient rules, the optimiser step and the EMA
+// updates. The run around it owns the data, the checkpoints and the
+// metrics.
 type method interface {
-	// startEpoch runs before the first iteration of epoch, and not when a
-	// run resumes in its middle (the checkpoint holds what it set up).
-	startEpoch(epoch int) error
-	// beforeStep prepares global step step of epoch epoch, before the
-	// forward.
-	beforeStep(epoch, step int) error
-	// forwardBackward runs the forward and backward passes on b, binds the
-	// gradients to params' Grad and returns the loss.
-	forwardBackward(b *Batch) (float32, error)
-	// adjustGradients applies the method's gradient rules (clipping,
-	// frozen layers) before the optimiser step.
-	adjustGradients(epoch, step int)
-	// afterStep runs after the optimiser step of global step step.
-	afterStep(step int) error
-	// params are what the optimiser updates, in torch's order.
-	params() []*optim.Param
-	// trained is the backbone being pre-trained: what backbone.safetensors
-	// holds and evaluation loads.
-	trained() backbone.Backbone
-	// logTerms are the method's values of the last step (global step
-	// step) for metrics.jsonl.
-	logTerms(step int) stepTerms
-	// networkEntries are every network's state dict (parameters and BN
-	// statistics) under its checkpoint name, in a fixed order.
-	networkEntries() []nn.Entry
-	// saveLossState adds the loss's state (center, queues) to a
-	// checkpoint; loadLossState restores it.
+	// step trains iteration it on b and returns what it logs. When the
+	// loss is not finite it returns errLossNotFinite before the optimiser
+	// step, having changed nothing but what a stepSnapshot restores.
+	step(it iteration, b *Batch) (stepLog, error)
+	// state is what the step shares with checkpoints: the networks'
+	// state dict, the optimiser, the trained backbone.
+	state() *trainState
+	// saveLossState adds the loss's state (DINO's center, the SwAV and
+	// MoCo queues) to a checkpoint; loadLossState restores it.
 	saveLossState(f *safetensors.File) error
 	loadLossState(f *safetensors.File) error
-	// probeInput is the student's (MoCo: the query encoder's) embedding
-	// node, [views·batch, embed_dim], whose first batch rows the joint
-	// linear probe classifies, as the reference's enc_feats[:batch_size].
-	probeInput() *gorgonia.Node
 	// close releases the graphs' machines.
 	close()
 }
 
-// stepTerms are a step's method-specific figures for metrics.jsonl.
-type stepTerms struct {
-	// global and local are the unweighted loss terms, when the loss
-	// reports them (DINO).
-	global, local float64
+// trainState is what every method holds besides its networks' graphs and
+// its loss (each embeds it): the optimiser and the parameters it steps,
+// the joint linear probe, and the state dict a checkpoint saves.
+type trainState struct {
+	sc *schedules
+	// params are the method's trained parameters in torch's order: what
+	// clipping and the frozen layers act on.
+	params []*optim.Param
+	// opt steps optimised: params, then the joint linear probe's (whose
+	// shapes also name the optimiser state in a checkpoint).
+	opt       optim.Optimizer
+	optimised []*optim.Param
+	// probe is TRAIN.JOINT_LINEAR_PROBE's classifier; nil without it.
+	probe *linearProbe
+	// entries are every network's state dict (parameters and BN
+	// statistics) under its checkpoint name, in a fixed order, the probe's
+	// last. They alias the networks' storage.
+	entries []nn.Entry
+	// preForward are the parameters the step updates before its loss is
+	// known (MoCo's key encoder, SwAV's prototypes): with the BN buffers
+	// and the loss state, what undoing a step restores.
+	preForward []nn.Entry
+	// backbone is the backbone being pre-trained: what
+	// backbone.safetensors holds and evaluation loads.
+	backbone backbone.Backbone
+	// embedding is the trained network's embedding node, [views·batch,
+	// embed_dim], whose first batch rows the joint linear probe classifies
+	// (the reference's enc_feats[:batch_size]).
+	embedding *gorgonia.Node
+	machines  []gorgonia.VM
+}
+
+func (t *trainState) state() *trainState { return t }
+
+func (t *trainState) close() {
+	for _, vm := range t.machines {
+		nn.CloseMachine(vm)
+	}
+}
+
+// attach adds TRAIN.JOINT_LINEAR_PROBE's classifier, when configured, and
+// builds the optimiser (SOLVER) over the method's parameters and the
+// probe's.
+func (t *trainState) attach(cfg *configs.Config, batch int) error {
+	t.optimised = t.params
+	if cfg.Train.JointLinearProbe {
+		p, err := newLinearProbe(cfg.Train.NumClasses, t.backbone.EmbedDim(), batch, t.embedding, uint64(cfg.Seed)+7)
+		if err != nil {
+			return err
+		}
+		t.probe = p
+		t.entries = append(t.entries, p.entries()...)
+		t.optimised = append(append([]*optim.Param{}, t.params...), p.opt...)
+	}
+	s := cfg.Solver
+	groups := optim.GroupParams(t.optimised, optim.GroupConfig{WDFactorForBias: s.WDFactorForBias, WDFactorForDW: s.WDFactorForDW,
+		LARSExcludeBias: s.LARSExcludeBias, LARSExcludeDW: s.LARSExcludeDW})
+	var err error
+	t.opt, err = optim.New(s.OptimizingMethod, groups, s.Momentum)
+	return err
+}
+
+// jointProbe trains TRAIN.JOINT_LINEAR_PROBE's classifier on the detached
+// embedding the forward pass just computed and returns loss plus its
+// cross-entropy, as the reference adds sup_loss to the SSL loss, with its
+// logged values; without the probe it returns loss.
+func (t *trainState) jointProbe(loss float32, b *Batch) (float32, *probeLog, error) {
+	if t.probe == nil {
+		return loss, nil, nil
+	}
+	if err := t.probe.step(b.Labels, b.Keys); err != nil {
+		return 0, nil, err
+	}
+	return loss + float32(t.probe.loss), &probeLog{loss: t.probe.loss, accuracy: t.probe.accuracy}, nil
+}
+
+// iteration is where a step stands: its training epoch, its global step
+// (the schedules' index) and its index within the epoch.
+type iteration struct {
+	epoch, step, inEpoch int
+}
+
+// stepLog is what a step reports for metrics.jsonl and the progress line.
+type stepLog struct {
+	// loss is the step's loss, the joint linear probe's included.
+	loss float32
+	// lr and wd are the values the optimiser stepped with.
+	lr, wd float64
 	// momentum is the EMA momentum of the teacher or key encoder (0 for
 	// SwAV, which has none).
 	momentum float64
-	// teacherTemp is DINO's teacher temperature.
-	teacherTemp float64
-	// probe says whether the joint linear probe ran; probeLoss and
-	// probeAccuracy (a fraction) are its cross-entropy and top-1.
-	probe                    bool
-	probeLoss, probeAccuracy float64
+	// teacherTemp is DINO's teacher temperature; global and local are its
+	// unweighted loss terms.
+	teacherTemp, global, local float64
+	// probe is the joint linear probe's figures; nil without it.
+	probe *probeLog
+}
+
+// probeLog is the joint linear probe's cross-entropy and top-1 accuracy (a
+// fraction) on a step's batch.
+type probeLog struct {
+	loss, accuracy float64
+}
+
+// errLossNotFinite is a step's report that its loss is NaN or infinite;
+// the run undoes the step and stops with ErrNonFiniteLoss.
+var errLossNotFinite = errors.New("the loss is not finite")
+
+func isFinite(v float32) bool {
+	return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
 }
 
 // newMethod builds cfg.SSLMethod's model for batches of batch samples of
-// geometry geo, with the per-iteration schedules sc.
+// geometry geo, with the per-iteration schedules sc, and its optimiser.
 // With TRAIN.JOINT_LINEAR_PROBE the joint linear probe rides along.
 func newMethod(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (method, error) {
 	var (
@@ -88,21 +162,20 @@ func newMethod(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (met
 	case "DINO":
 		m, err = newDINOModel(cfg, geo, batch, sc)
 	case "SWAV":
-		m, err = newSwAVModel(cfg, geo, batch)
+		m, err = newSwAVModel(cfg, geo, batch, sc)
 	case "MOCO":
-		m, err = newMoCoModel(cfg, geo, batch)
+		m, err = newMoCoModel(cfg, geo, batch, sc)
 	default:
 		return nil, fmt.Errorf("SSL_METHOD %q: the trainer knows DINO, SWAV and MOCO", cfg.SSLMethod)
 	}
-	if err != nil || !cfg.Train.JointLinearProbe {
-		return m, err
-	}
-	p, err := withLinearProbe(m, cfg.Train.NumClasses, batch, uint64(cfg.Seed)+7)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.state().attach(cfg, batch); err != nil {
 		m.close()
 		return nil, err
 	}
-	return p, nil
+	return m, nil
 }
 
 // backboneOptions maps the MODEL and VIT sections onto backbone.Options.
@@ -173,6 +246,25 @@ func viewTensor(n, h, w int) *tensor.Dense {
 	return tensor.New(tensor.WithShape(n, 3, h, w), tensor.Of(tensor.Float32))
 }
 
+// feed copies a batch's views into a graph's input buffer (nil when the
+// graph takes no such views).
+func feed(x *tensor.Dense, views []float32) {
+	if x != nil {
+		copy(x.Float32s(), views)
+	}
+}
+
+// paramEntries returns the entries of a state dict that are parameters.
+func paramEntries(entries []nn.Entry) []nn.Entry {
+	var out []nn.Entry
+	for _, e := range entries {
+		if e.Param != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // lambdasOf is MULTI_VIEWS_TRANSFORMS.LAMBDAS, (1, 1) when unset.
 func lambdasOf(cfg *configs.Config) [2]float64 {
 	if l := cfg.MultiViewsTransforms.Lambdas; len(l) == 2 {
@@ -222,8 +314,7 @@ func runMachine(vm gorgonia.VM, what string) error {
 }
 
 // trainableStep runs the graph that holds the loss and its backward pass
-// and binds the gradients of nodes to params: the common tail of every
-// method's forwardBackward. It returns the loss.
+// and binds the gradients of nodes to params. It returns the loss.
 func trainableStep(vm gorgonia.VM, what string, nodes []*gorgonia.Node, params []*optim.Param, loss *gorgonia.Node) (float32, error) {
 	if err := runMachine(vm, what); err != nil {
 		return 0, err

@@ -74,12 +74,12 @@ func (e *encoder) entries(prefix string) []nn.Entry {
 // permutation within the batch, which batch statistics ignore, so the key
 // encoder runs on the batch in order.
 type mocoModel struct {
+	trainState
 	query, key *encoder
 	loss       *ssl.MoCoLoss
 	momentum   float64
 	clip       float64
 
-	qg, kg      *gorgonia.ExprGraph
 	qvm, kvm    gorgonia.VM
 	xKey        *tensor.Dense // global view 1
 	xQuery      *tensor.Dense // global view 2
@@ -88,13 +88,57 @@ type mocoModel struct {
 	keyOut      *gorgonia.Node
 	lossNode    *gorgonia.Node
 	queryNodes  []*gorgonia.Node
-	optParams   []*optim.Param
-	emaQuery    []*optim.Param
 	emaKey      []*optim.Param
 	globalViews int
 }
 
-func newMoCoModel(cfg *configs.Config, geo Geometry, batch int) (*mocoModel, error) {
+// step is one iteration of the reference's MoCo trainer: the model's
+// forward (moco/builder.py: key-encoder update, keys, queries, logits
+// against the keys and the queue, enqueue), backward, clipping and the
+// optimiser step.
+func (m *mocoModel) step(it iteration, b *Batch) (stepLog, error) {
+	// This iteration's learning rate and weight decay; MOCO.MOMENTUM is
+	// fixed (the reference's momentum schedule is only logged).
+	log := stepLog{lr: m.sc.lr[it.step], wd: m.sc.wd[it.step], momentum: m.momentum}
+	// _momentum_update_key_encoder, before the keys: θk ← m·θk + (1−m)·θq
+	// with the query encoder as the last optimiser step left it.
+	if err := optim.EMAParams(m.emaKey, m.params, m.momentum); err != nil {
+		return log, fmt.Errorf("key encoder EMA: %w", err)
+	}
+	n := len(b.Global) / m.globalViews
+	feed(m.xKey, b.Global[:n])
+	feed(m.xQuery, b.Global[n:2*n])
+	feed(m.xLocal, b.Local)
+	// k = encoder_k(im_k): the keys of global view 1, without gradient.
+	if err := runMachine(m.kvm, "key forward"); err != nil {
+		return log, err
+	}
+	copy(m.keyIn.Float32s(), m.keyOut.Value().Data().([]float32))
+	// q = encoder_q(im_q) on global view 2 and the local views; the
+	// InfoNCE loss over [k, queue], after which the queue takes k;
+	// loss.backward().
+	loss, err := trainableStep(m.qvm, "query forward/backward", m.queryNodes, m.params, m.lossNode)
+	if err != nil {
+		return log, err
+	}
+	if log.loss, log.probe, err = m.jointProbe(loss, b); err != nil {
+		return log, err
+	}
+	if !isFinite(log.loss) { // the run undoes the step and stops
+		return log, errLossNotFinite
+	}
+	// Clipping as the reference's MoCo trainer (its
+	// cancel_gradients_last_layer finds no last layer in the MoCo head).
+	if m.clip > 0 {
+		optim.ClipGradients(m.params, m.clip, nil)
+	}
+	if err := m.opt.Step(log.lr, log.wd); err != nil {
+		return log, fmt.Errorf("optimizer: %w", err)
+	}
+	return log, nil
+}
+
+func newMoCoModel(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (*mocoModel, error) {
 	mc := cfg.MoCo
 	if mc.QueueLength%batch != 0 {
 		// The reference asserts this in _dequeue_and_enqueue.
@@ -121,96 +165,44 @@ func newMoCoModel(cfg *configs.Config, geo Geometry, batch int) (*mocoModel, err
 	m.xKey = viewTensor(batch, geo.GH, geo.GW)
 	m.xQuery = viewTensor(batch, geo.GH, geo.GW)
 
-	m.kg = gorgonia.NewGraph()
-	if m.keyOut, err = key.forward([]*gorgonia.Node{inputNode(m.kg, "key_view", m.xKey)}); err != nil {
+	kg := gorgonia.NewGraph()
+	if m.keyOut, err = key.forward([]*gorgonia.Node{inputNode(kg, "key_view", m.xKey)}); err != nil {
 		return nil, fmt.Errorf("key encoder: %w", err)
 	}
 	m.keyIn = tensor.New(tensor.WithShape(batch, mc.OutputDim), tensor.Of(tensor.Float32))
 
 	// Queries: global view 2, then the local views (MultiCropWrapper on
 	// images[1:]); the loss takes them in that order.
-	m.qg = gorgonia.NewGraph()
-	ins := []*gorgonia.Node{inputNode(m.qg, "query_view", m.xQuery)}
+	qg := gorgonia.NewGraph()
+	ins := []*gorgonia.Node{inputNode(qg, "query_view", m.xQuery)}
 	if !mc.GlobalOnly && geo.L > 0 {
 		m.xLocal = viewTensor(geo.L*batch, geo.LH, geo.LW)
-		ins = append(ins, inputNode(m.qg, "local", m.xLocal))
+		ins = append(ins, inputNode(qg, "local", m.xLocal))
 	}
 	q, err := query.forward(ins)
 	if err != nil {
 		return nil, fmt.Errorf("query encoder: %w", err)
 	}
-	if m.lossNode, err = loss.Apply(q, inputNode(m.qg, "keys", m.keyIn)); err != nil {
+	if m.lossNode, err = loss.Apply(q, inputNode(qg, "keys", m.keyIn)); err != nil {
 		return nil, fmt.Errorf("loss: %w", err)
 	}
 	params := query.params()
 	for _, p := range params {
-		m.queryNodes = append(m.queryNodes, p.Node(m.qg))
+		m.queryNodes = append(m.queryNodes, p.Node(qg))
 	}
 	if _, err := gorgonia.Grad(m.lossNode, m.queryNodes...); err != nil {
 		return nil, fmt.Errorf("backward: %w", err)
 	}
-	m.qvm = gorgonia.NewTapeMachine(m.qg)
-	m.kvm = gorgonia.NewTapeMachine(m.kg)
-	m.optParams = optimParams(params)
-	m.emaQuery = m.optParams
+	m.qvm = gorgonia.NewTapeMachine(qg)
+	m.kvm = gorgonia.NewTapeMachine(kg)
 	m.emaKey = optimParams(key.params())
+	keyEntries := key.entries("key.")
+	// The query encoder under "student.", the key encoder under "key.",
+	// whose momentum update comes before the step's loss.
+	m.trainState = trainState{sc: sc, params: optimParams(params), backbone: query.backbone, embedding: query.embedding,
+		entries: append(query.entries("student."), keyEntries...), preForward: paramEntries(keyEntries),
+		machines: []gorgonia.VM{m.qvm, m.kvm}}
 	return m, nil
-}
-
-func (m *mocoModel) close() {
-	nn.CloseMachine(m.qvm)
-	nn.CloseMachine(m.kvm)
-}
-
-func (m *mocoModel) startEpoch(int) error { return nil }
-
-// beforeStep is the reference's _momentum_update_key_encoder, which runs in
-// the forward before the keys are computed: with the query encoder as the
-// previous step's optimiser left it, and MOCO.MOMENTUM fixed (the
-// reference's momentum schedule is only logged by its MoCo trainer).
-func (m *mocoModel) beforeStep(int, int) error {
-	if err := optim.EMAParams(m.emaKey, m.emaQuery, m.momentum); err != nil {
-		return fmt.Errorf("key encoder EMA: %w", err)
-	}
-	return nil
-}
-
-// forwardBackward computes the keys of global view 1, then the queries'
-// loss and gradients; the loss enqueues the keys after using the queue.
-func (m *mocoModel) forwardBackward(b *Batch) (float32, error) {
-	n := len(b.Global) / m.globalViews
-	copy(m.xKey.Float32s(), b.Global[:n])
-	copy(m.xQuery.Float32s(), b.Global[n:2*n])
-	if m.xLocal != nil {
-		copy(m.xLocal.Float32s(), b.Local)
-	}
-	if err := runMachine(m.kvm, "key forward"); err != nil {
-		return 0, err
-	}
-	copy(m.keyIn.Float32s(), m.keyOut.Value().Data().([]float32))
-	return trainableStep(m.qvm, "query forward/backward", m.queryNodes, m.optParams, m.lossNode)
-}
-
-// adjustGradients clips the query encoder's gradients when
-// SOLVER.CLIP_GRAD > 0, as the reference's MoCo trainer does (its
-// cancel_gradients_last_layer finds no "last_layer" in the MoCo head and
-// does nothing).
-func (m *mocoModel) adjustGradients(int, int) {
-	if m.clip > 0 {
-		optim.ClipGradients(m.optParams, m.clip, nil)
-	}
-}
-
-func (m *mocoModel) afterStep(int) error        { return nil }
-func (m *mocoModel) params() []*optim.Param     { return m.optParams }
-func (m *mocoModel) probeInput() *gorgonia.Node { return m.query.embedding }
-func (m *mocoModel) trained() backbone.Backbone { return m.query.backbone }
-func (m *mocoModel) logTerms(int) stepTerms     { return stepTerms{momentum: m.momentum} }
-
-// networkEntries: the query encoder under "student.", the key encoder
-// under "key.".
-func (m *mocoModel) networkEntries() []nn.Entry {
-	return append(m.query.entries("student."), m.key.entries("key.")...)
 }
 
 func (m *mocoModel) saveLossState(f *safetensors.File) error {

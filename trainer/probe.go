@@ -24,9 +24,10 @@ const probeName = "classifier"
 // to the SSL loss on the detached student embedding of the first batch
 // rows (global view 1; MoCo's query encoder sees global view 2 first), its
 // cross-entropy added to the loss and its parameters stepped by the same
-// optimiser and schedules. It reads the embedding after the student's
-// forward pass and computes its own gradient in plain Go: nothing flows
-// back into the backbone, which is what the reference's .detach() means.
+// optimiser and schedules (trainState.jointProbe, in every method's step).
+// It reads the embedding after the student's forward pass and computes its
+// own gradient in plain Go: nothing flows back into the backbone, which is
+// what the reference's .detach() means.
 type linearProbe struct {
 	classes, dim, batch int
 	weight, bias        *nn.Param // [classes, dim], [classes]
@@ -143,45 +144,6 @@ func (p *linearProbe) step(labels []int, keys []string) error {
 // entries are the classifier's state-dict entries.
 func (p *linearProbe) entries() []nn.Entry {
 	return (&nn.Linear{Weight: p.weight, Bias: p.bias}).Entries()
-}
-
-// probedMethod is a method with the joint linear probe beside it.
-type probedMethod struct {
-	method
-	probe *linearProbe
-	opt   []*optim.Param // the method's then the probe's
-}
-
-func withLinearProbe(m method, classes, batch int, seed uint64) (method, error) {
-	p, err := newLinearProbe(classes, m.trained().EmbedDim(), batch, m.probeInput(), seed)
-	if err != nil {
-		return nil, err
-	}
-	return &probedMethod{method: m, probe: p, opt: append(append([]*optim.Param{}, m.params()...), p.opt...)}, nil
-}
-
-func (m *probedMethod) forwardBackward(b *Batch) (float32, error) {
-	loss, err := m.method.forwardBackward(b)
-	if err != nil {
-		return 0, err
-	}
-	if err := m.probe.step(b.Labels, b.Keys); err != nil {
-		return 0, err
-	}
-	return loss + float32(m.probe.loss), nil
-}
-
-func (m *probedMethod) params() []*optim.Param { return m.opt }
-
-func (m *probedMethod) logTerms(step int) stepTerms {
-	t := m.method.logTerms(step)
-	t.probe = true
-	t.probeLoss, t.probeAccuracy = m.probe.loss, m.probe.accuracy
-	return t
-}
-
-func (m *probedMethod) networkEntries() []nn.Entry {
-	return append(m.method.networkEntries(), m.probe.entries()...)
 }
 
 // ProbeAccuracy scores the joint linear probe a checkpoint folder holds

@@ -12,12 +12,16 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 )
 
@@ -237,15 +241,33 @@ func TestProbeAccuracy(t *testing.T) {
 	}
 }
 
-// TestNonFiniteLossCheckpointsTheStateBefore drives DINO to a non-finite
-// loss with an absurd learning rate: the run stops with an error naming
-// the step and the learning rate, and the checkpoint it leaves is byte for
-// byte the one a run stopped just before that step writes.
+// TestNonFiniteLossCheckpointsTheStateBefore drives each method to a
+// non-finite loss with an absurd learning rate: the run stops with an
+// error naming the step and the learning rate, and the checkpoint it
+// leaves is byte for byte the one a run stopped just before that step
+// writes — including what the step changed before its loss was known
+// (BatchNorm statistics and the loss state, and MoCo's key-encoder
+// momentum update, which comes before the keys). (A diverging SwAV stops
+// earlier, in Sinkhorn, whose scores are no longer finite.)
 func TestNonFiniteLossCheckpointsTheStateBefore(t *testing.T) {
-	cfg := tinyConfig(t)
-	if err := cfg.Set("SOLVER.BASE_LR", "1e30"); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		cfg  func(testing.TB) *configs.Config
+	}{
+		{"DINO", tinyConfig},
+		{"MOCO", tinyMoCoConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg(t)
+			if err := cfg.Set("SOLVER.BASE_LR", "1e30"); err != nil {
+				t.Fatal(err)
+			}
+			checkNonFiniteLoss(t, cfg)
+		})
 	}
+}
+
+func checkNonFiniteLoss(t *testing.T, cfg *configs.Config) {
 	ctx := context.Background()
 	root := t.TempDir()
 	shards := filepath.Join(root, "shards")
@@ -265,7 +287,7 @@ func TestNonFiniteLossCheckpointsTheStateBefore(t *testing.T) {
 		t.Fatalf("checkpoint %s (reason %q, step %d), error %q", dir, meta.Reason, step, err)
 	}
 	if step == 0 {
-		t.Fatal("the first step diverged: the test needs a step that updates BatchNorm and the center before it")
+		t.Fatal("the first step diverged: the test needs a step that updates BatchNorm and the loss state before it")
 	}
 	before := filepath.Join(root, "before")
 	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: before, MaxSteps: step}); err != nil {
@@ -315,4 +337,108 @@ func TestBadShards(t *testing.T) {
 			t.Errorf("skipped %+v", s)
 		}
 	}
+	// summary.json says what ran: 1 step in each epoch, of 3 planned.
+	var written map[string]any
+	if err := jsonfile.Read(ctx, filepath.Join(root, "skip", "summary.json"), &written); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(written["steps_per_epoch"]) != "[1 1]" || written["iters_per_epoch"] != 3.0 {
+		t.Errorf("summary.json: steps_per_epoch %v, iters_per_epoch %v; want [1 1] of 3 planned", written["steps_per_epoch"], written["iters_per_epoch"])
+	}
+}
+
+// TestEveryShardBad corrupts both shards of the only prepared epoch: with
+// SkipBadShards the first epoch has nothing to train on, and the run stops
+// with an error saying so.
+func TestEveryShardBad(t *testing.T) {
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	shards := filepath.Join(root, "shards")
+	writeShards(t, shards, cfg, 24, 1)
+	files, err := filepath.Glob(filepath.Join(shards, "epoch-0000", "*.tar"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("shards %v (%v), want two", files, err)
+	}
+	for _, f := range files {
+		b := readBytes(t, f)
+		b[len(b)/2] ^= 0xff
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = Run(context.Background(), Options{Config: cfg, Shards: []string{shards}, Out: filepath.Join(root, "out"), SkipBadShards: true})
+	if err == nil || !strings.Contains(err.Error(), "epoch 0: --skip-bad-shards skipped 2 bad shards and left no batch to train on") {
+		t.Errorf("every shard bad: err %v", err)
+	}
+}
+
+// TestBadShardReportsReachTheStepLoop corrupts the shard epoch 0 reads
+// second and trains with a shuffle buffer of one sample, so the loader
+// hands out the good shard's batch and meets the bad shard while the step
+// loop trains on it. The report reaches the summary and the progress
+// through the goroutine that called Run: the loader's goroutine writes
+// neither (Options.Progress need not be safe for concurrent use).
+func TestBadShardReportsReachTheStepLoop(t *testing.T) {
+	cfg := tinyConfig(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	shards := filepath.Join(root, "shards")
+	writeShards(t, shards, cfg, 24, 1)
+	roots, err := readRoots(ctx, cfg, Options{Shards: []string{shards}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := epochShards(roots, uint64(cfg.Seed), 0)[1].URI
+	b := readBytes(t, victim)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(victim, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	progress := &oneGoroutineWriter{goroutine: goroutineID()}
+	sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: filepath.Join(root, "out"), SkipBadShards: true,
+		ShuffleBuffer: 1, Progress: progress, Epochs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Done || sum.Steps != 1 || len(sum.SkippedShards) != 1 || sum.SkippedShards[0].Shard != victim {
+		t.Fatalf("summary %+v: want 1 step with %s skipped", sum, victim)
+	}
+	out, others := progress.written()
+	if others > 0 {
+		t.Errorf("%d progress writes came from another goroutine than Run's", others)
+	}
+	if !strings.Contains(out, "skipping bad shard "+victim) || !strings.Contains(out, "epoch 1 ran 1 of 3 iterations") {
+		t.Errorf("progress %q does not report the skipped shard and the short epoch", out)
+	}
+}
+
+// oneGoroutineWriter records what is written and how many writes came from
+// another goroutine than the one named.
+type oneGoroutineWriter struct {
+	goroutine string
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	others    int
+}
+
+func (w *oneGoroutineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if goroutineID() != w.goroutine {
+		w.others++
+	}
+	return w.buf.Write(p)
+}
+
+func (w *oneGoroutineWriter) written() (string, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String(), w.others
+}
+
+// goroutineID is the calling goroutine's number, from the first line of
+// its stack trace ("goroutine 7 [running]:").
+func goroutineID() string {
+	b := make([]byte, 64)
+	return strings.Fields(string(b[:runtime.Stack(b, false)]))[1]
 }

@@ -7,36 +7,42 @@ import (
 	"github.com/sslight-go/sslight/trainer/nn"
 )
 
-// stepSnapshot holds what a step changes before the optimiser runs: the
-// BatchNorm buffers every network's train-mode forward updates and the
-// loss state the forward pass moves (DINO's center, the SwAV and MoCo
-// queues). A step whose loss is not finite is undone with it, so the
-// checkpoint written then is exactly the state before that step (the
-// parameters and optimiser state are untouched until opt.Step).
+// stepSnapshot holds what a step changes before its loss is known: the
+// BatchNorm buffers every network's train-mode forward updates, the
+// parameters the method updates before its forward (trainState.preForward:
+// MoCo's key encoder, SwAV's prototypes) and the loss state the forward
+// pass moves (DINO's center, the SwAV and MoCo queues). A step whose loss
+// is not finite is undone with it, so the checkpoint written then is
+// exactly the state before that step (the trained parameters and the
+// optimiser state are untouched until the optimiser step).
 type stepSnapshot struct {
-	buffers []nn.Entry // the networks' BatchNorm buffers, resolved once
-	f32     [][]float32
-	cnt     []int64
-	loss    *safetensors.File
+	entries  []nn.Entry // resolved once
+	resolved bool
+	f32      [][]float32
+	cnt      []int64
+	loss     *safetensors.File
 }
 
-// bufferEntries returns m's non-parameter state-dict entries; they alias
-// the networks' storage, so the list holds for the whole run.
-func (s *stepSnapshot) bufferEntries(m method) []nn.Entry {
-	if s.buffers == nil {
-		for _, e := range m.networkEntries() {
+// volatile returns the entries a step of m changes before its loss; they
+// alias the networks' storage, so the list holds for the whole run.
+func (s *stepSnapshot) volatile(m method) []nn.Entry {
+	if !s.resolved {
+		st := m.state()
+		for _, e := range st.entries {
 			if e.Param == nil {
-				s.buffers = append(s.buffers, e)
+				s.entries = append(s.entries, e)
 			}
 		}
+		s.entries = append(s.entries, st.preForward...)
+		s.resolved = true
 	}
-	return s.buffers
+	return s.entries
 }
 
 // take records m's state; the buffers are reused from step to step.
 func (s *stepSnapshot) take(m method) error {
 	i, j := 0, 0
-	for _, e := range s.bufferEntries(m) {
+	for _, e := range s.volatile(m) {
 		switch {
 		case e.Count != nil:
 			if j == len(s.cnt) {
@@ -62,7 +68,7 @@ func (s *stepSnapshot) take(m method) error {
 // restore puts the recorded state back into m.
 func (s *stepSnapshot) restore(m method) error {
 	i, j := 0, 0
-	for _, e := range s.bufferEntries(m) {
+	for _, e := range s.volatile(m) {
 		switch {
 		case e.Count != nil:
 			*e.Count = s.cnt[j]

@@ -26,6 +26,7 @@ const (
 // "student." in checkpoints, trained on every view; the codes come from
 // Sinkhorn on the assigned crops' scores (and the queue's).
 type swavModel struct {
+	trainState
 	bb     backbone.Backbone
 	head   *ssl.SwAVHead
 	loss   *ssl.SwAVLoss
@@ -33,17 +34,54 @@ type swavModel struct {
 	qLen   int // queue length trimmed to a multiple of the batch; 0: no queue
 	outDim int
 
-	g         *gorgonia.ExprGraph
-	vm        gorgonia.VM
-	xGlobal   *tensor.Dense
-	xLocal    *tensor.Dense
-	embedding *gorgonia.Node // the backbone's output, for the joint probe
-	lossNode  *gorgonia.Node
-	nodes     []*gorgonia.Node
-	optParams []*optim.Param
+	vm       gorgonia.VM
+	xGlobal  *tensor.Dense
+	xLocal   *tensor.Dense
+	lossNode *gorgonia.Node
+	nodes    []*gorgonia.Node
 }
 
-func newSwAVModel(cfg *configs.Config, geo Geometry, batch int) (*swavModel, error) {
+// step is one iteration of the reference's SwAV trainer (main_swav.py's
+// train). It neither clips gradients nor freezes a last layer, so neither
+// happens here.
+func (m *swavModel) step(it iteration, b *Batch) (stepLog, error) {
+	log := stepLog{lr: m.sc.lr[it.step], wd: m.sc.wd[it.step]}
+	if it.inEpoch == 0 {
+		// The epoch's set-up: the queue from SWAV.EPOCH_QUEUE_STARTS on,
+		// use_the_queue cleared.
+		if err := m.startEpoch(it.epoch); err != nil {
+			return log, err
+		}
+	}
+	// Normalise the prototypes (under no_grad, before every forward).
+	m.head.NormalizePrototypes()
+	feed(m.xGlobal, b.Global)
+	feed(m.xLocal, b.Local)
+	// embedding, output = model(inputs); per assigned crop, the codes
+	// q = sinkhorn(scores) (with the queue's scores, which the queue then
+	// joins), the swapped prediction loss over the other crops;
+	// loss.backward().
+	loss, err := trainableStep(m.vm, "forward/backward", m.nodes, m.params, m.lossNode)
+	if err != nil {
+		return log, err
+	}
+	if log.loss, log.probe, err = m.jointProbe(loss, b); err != nil {
+		return log, err
+	}
+	if !isFinite(log.loss) { // the run undoes the step and stops
+		return log, errLossNotFinite
+	}
+	// The prototypes stay frozen for SWAV.FREEZE_PROTOTYPES_EPOCHS.
+	if it.epoch < m.scfg.FreezePrototypesEpochs {
+		optim.CancelGradients(m.params, "prototypes")
+	}
+	if err := m.opt.Step(log.lr, log.wd); err != nil {
+		return log, fmt.Errorf("optimizer: %w", err)
+	}
+	return log, nil
+}
+
+func newSwAVModel(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (*swavModel, error) {
 	seed := uint64(cfg.Seed)
 	bb, err := backbone.New(cfg.Model.BackboneArch, backboneOptions(cfg, seed))
 	if err != nil {
@@ -64,43 +102,48 @@ func newSwAVModel(cfg *configs.Config, geo Geometry, batch int) (*swavModel, err
 	// The reference trims the queue to a multiple of the (global) batch.
 	m := &swavModel{bb: bb, head: head, loss: loss, scfg: s, qLen: s.QueueLength - s.QueueLength%batch, outDim: s.OutputDim}
 	m.xGlobal = viewTensor(geo.G*batch, geo.GH, geo.GW)
-	ins := []*gorgonia.Node{}
-	m.g = gorgonia.NewGraph()
-	ins = append(ins, inputNode(m.g, "global", m.xGlobal))
+	g := gorgonia.NewGraph()
+	ins := []*gorgonia.Node{inputNode(g, "global", m.xGlobal)}
 	if geo.L > 0 {
 		m.xLocal = viewTensor(geo.L*batch, geo.LH, geo.LW)
-		ins = append(ins, inputNode(m.g, "local", m.xLocal))
+		ins = append(ins, inputNode(g, "local", m.xLocal))
 	}
 	e, err := embed(bb, ins)
 	if err != nil {
 		return nil, err
 	}
-	m.embedding = e
 	emb, scores, err := head.Forward(e, true)
 	if err != nil {
 		return nil, err
 	}
 	// The embedding and the prototypes enter the loss without a gradient
 	// (the reference's embedding.detach() and no_grad queue scores).
-	if m.lossNode, err = loss.Apply(scores, emb, head.Prototypes.Node(m.g)); err != nil {
+	if m.lossNode, err = loss.Apply(scores, emb, head.Prototypes.Node(g)); err != nil {
 		return nil, fmt.Errorf("loss: %w", err)
 	}
 	params := append(bb.Params(), head.Params()...)
 	for _, p := range params {
-		m.nodes = append(m.nodes, p.Node(m.g))
+		m.nodes = append(m.nodes, p.Node(g))
 	}
 	if _, err := gorgonia.Grad(m.lossNode, m.nodes...); err != nil {
 		return nil, fmt.Errorf("backward: %w", err)
 	}
-	m.vm = gorgonia.NewTapeMachine(m.g)
-	m.optParams = optimParams(params)
+	m.vm = gorgonia.NewTapeMachine(g)
+	entries := append(prefixed(bb, "student."), head.Entries()...)
+	var prototypes []nn.Entry // normalised before the step's loss
+	for _, en := range entries {
+		if en.Param == head.Prototypes {
+			prototypes = append(prototypes, en)
+		}
+	}
+	m.trainState = trainState{sc: sc, params: optimParams(params), backbone: bb, embedding: e, entries: entries,
+		preForward: prototypes, machines: []gorgonia.VM{m.vm}}
 	return m, nil
 }
 
-func (m *swavModel) close() { nn.CloseMachine(m.vm) }
-
 // startEpoch creates the queue from SWAV.EPOCH_QUEUE_STARTS on (all zeros,
-// once) and clears use_the_queue, as the reference's train_epoch does.
+// once) and clears use_the_queue, as the reference's train does before each
+// epoch.
 func (m *swavModel) startEpoch(epoch int) error {
 	if m.qLen > 0 && epoch >= m.scfg.EpochQueueStarts {
 		if err := m.loss.StartQueue(m.qLen, m.outDim); err != nil {
@@ -109,40 +152,6 @@ func (m *swavModel) startEpoch(epoch int) error {
 	}
 	m.loss.StartEpoch()
 	return nil
-}
-
-// beforeStep normalises the prototypes, as the reference does under
-// no_grad before every forward.
-func (m *swavModel) beforeStep(int, int) error {
-	m.head.NormalizePrototypes()
-	return nil
-}
-
-func (m *swavModel) forwardBackward(b *Batch) (float32, error) {
-	copy(m.xGlobal.Float32s(), b.Global)
-	if m.xLocal != nil {
-		copy(m.xLocal.Float32s(), b.Local)
-	}
-	return trainableStep(m.vm, "forward/backward", m.nodes, m.optParams, m.lossNode)
-}
-
-// adjustGradients drops the prototypes' gradients during the first
-// SWAV.FREEZE_PROTOTYPES_EPOCHS epochs. The reference's SwAV trainer
-// neither clips gradients nor freezes a last layer, so neither happens
-// here.
-func (m *swavModel) adjustGradients(epoch, _ int) {
-	if epoch < m.scfg.FreezePrototypesEpochs {
-		optim.CancelGradients(m.optParams, "prototypes")
-	}
-}
-
-func (m *swavModel) afterStep(int) error        { return nil }
-func (m *swavModel) params() []*optim.Param     { return m.optParams }
-func (m *swavModel) probeInput() *gorgonia.Node { return m.embedding }
-func (m *swavModel) trained() backbone.Backbone { return m.bb }
-func (m *swavModel) logTerms(int) stepTerms     { return stepTerms{} }
-func (m *swavModel) networkEntries() []nn.Entry {
-	return append(prefixed(m.bb, "student."), m.head.Entries()...)
 }
 
 func (m *swavModel) saveLossState(f *safetensors.File) error {

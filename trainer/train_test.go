@@ -279,7 +279,7 @@ func checkResume(t *testing.T, cfg *configs.Config) (straight, stopped string) {
 	defer init.close()
 	moved := false
 	f := readBytes(t, filepath.Join(final, checkpoint.BackboneFile))
-	for _, e := range init.trained().Entries() {
+	for _, e := range init.state().backbone.Entries() {
 		if e.Param != nil && !bytes.Contains(f, float32Bytes(e.F32)) {
 			moved = true
 			break
@@ -599,5 +599,81 @@ func TestMonitorAndCurves(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestResumeFinishedRun resumes a run that already trained its last
+// epoch: nothing trains, and the call reports the finished run — its final
+// checkpoint, done, its final loss and step counts — as the finishing call
+// did, leaving summary.json as that call wrote it; without summary.json it
+// reports what the final checkpoint's meta says.
+func TestResumeFinishedRun(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	shards, out := filepath.Join(root, "shards"), filepath.Join(root, "out")
+	writeShards(t, shards, cfg, 24, 1)
+	first, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	summaryFile := filepath.Join(out, "summary.json")
+	written := readBytes(t, summaryFile)
+	final := filepath.Join(out, "checkpoints", "step-00000006")
+	if first.Checkpoint != final || first.FinalLoss == 0 || first.Steps != 6 {
+		t.Fatalf("first run %+v: want 6 steps ending in %s with a loss", first, final)
+	}
+
+	again, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Checkpoint != final || !again.Done || again.FinalLoss != first.FinalLoss || again.Steps != 6 || again.StartStep != 0 ||
+		again.ItersPerEpoch != 3 || again.Epochs != 2 {
+		t.Errorf("resumed finished run %+v, want the first run's %+v", again, first)
+	}
+	if got := readBytes(t, summaryFile); !bytes.Equal(got, written) {
+		t.Errorf("resuming a finished run rewrote summary.json:\n%s\nwant\n%s", got, written)
+	}
+
+	// Without summary.json: the final checkpoint's meta.
+	if err := os.Remove(summaryFile); err != nil {
+		t.Fatal(err)
+	}
+	again, err = Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Checkpoint != final || !again.Done || again.FinalLoss != first.FinalLoss || again.Steps != 6 ||
+		fmt.Sprint(again.StepsPerEpoch) != "[3 3]" {
+		t.Errorf("resumed finished run without summary.json: %+v, want 6 steps (3 + 3) ending in %s with loss %g", again, final, first.FinalLoss)
+	}
+	if _, err := os.Stat(summaryFile); err == nil {
+		t.Error("resuming a finished run wrote a summary.json")
+	}
+}
+
+// TestResumeRefusesUnreadableMetrics: a metrics.jsonl that does not parse
+// stops --resume with an error naming it, instead of the resumed run
+// starting the file over without the earlier records.
+func TestResumeRefusesUnreadableMetrics(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	shards, out := filepath.Join(root, "shards"), filepath.Join(root, "out")
+	writeShards(t, shards, cfg, 24, 1)
+	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, MaxSteps: 1}); err != nil {
+		t.Fatal(err)
+	}
+	metrics := filepath.Join(out, MetricsFile)
+	if err := os.WriteFile(metrics, []byte("{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, Resume: true})
+	if err == nil || !strings.Contains(err.Error(), metrics) {
+		t.Errorf("resume with an unreadable %s: err %v", MetricsFile, err)
+	}
+	if got := readBytes(t, metrics); string(got) != "{not json\n" {
+		t.Errorf("the refused resume rewrote %s: %q", MetricsFile, got)
 	}
 }

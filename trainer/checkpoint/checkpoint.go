@@ -86,6 +86,10 @@ type Meta struct {
 	Config ConfigJSON `json:"config"`
 	// ImagesSeen counts training samples consumed so far.
 	ImagesSeen int64 `json:"images_seen"`
+	// StepsPerEpoch are the iterations each finished epoch ran:
+	// ItersPerEpoch, or fewer where --skip-bad-shards left shards out.
+	// Checkpoints written before it existed lack it.
+	StepsPerEpoch []int `json:"steps_per_epoch,omitempty"`
 	// LastLoss is the loss of the last step before the checkpoint.
 	LastLoss float64 `json:"last_loss"`
 	// Reason says why the checkpoint was written: period, final, signal,
