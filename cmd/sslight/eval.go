@@ -6,9 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"strings"
 
 	"github.com/sslight-go/sslight/sinks/storage"
 	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
@@ -76,37 +74,6 @@ Example (a test scene of this repository):
    "per_category":[{"id":1,"name":"person","ap":0.3966},{"id":3,"name":"car","ap":0.4049},...]}
   (numbers shortened here; the report carries full double precision)`
 
-// cocoReport is the JSON written by `sslight eval coco`.
-type cocoReport struct {
-	Stats          []float64        `json:"stats"`
-	StatNames      []string         `json:"stat_names"`
-	IoUType        string           `json:"iou_type"`
-	GT             string           `json:"gt"`
-	DT             string           `json:"dt"`
-	Images         int              `json:"images"`
-	Categories     int              `json:"categories"`
-	GTAnnotations  int              `json:"gt_annotations"`
-	GTIgnored      int              `json:"gt_ignored"`
-	Results        int              `json:"results"`
-	ResultsIgnored int              `json:"results_ignored"`
-	PerCategory    []cocoCategoryAP `json:"per_category"`
-	Precision      *cocoArray       `json:"precision,omitempty"`
-	Recall         *cocoArray       `json:"recall,omitempty"`
-}
-
-type cocoCategoryAP struct {
-	ID   int64   `json:"id"`
-	Name string  `json:"name"`
-	AP   float64 `json:"ap"`
-}
-
-// cocoArray is an n-d array in the golden files' layout (row-major data).
-type cocoArray struct {
-	Shape []int     `json:"shape"`
-	Dtype string    `json:"dtype"`
-	Data  []float64 `json:"data"`
-}
-
 func runEvalCOCO(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sslight eval coco", flag.ContinueOnError)
 	gtURI := fs.String("gt", "", "ground truth: a COCO instances JSON file (local path or gs://...)")
@@ -163,59 +130,20 @@ func runEvalCOCO(ctx context.Context, args []string) error {
 		return err
 	}
 
-	rep := cocoReport{
-		Stats: e.Stats, StatNames: cocoeval.StatNames, IoUType: string(iou),
-		GT: *gtURI, DT: *dtURI,
-		Images: len(gt.Images()), Categories: len(gt.Categories()),
-		GTAnnotations: gt.NumAnnotations(), GTIgnored: gt.IgnoredAnnotations(),
-		Results: dt.NumResults(), ResultsIgnored: dt.IgnoredResults(),
-		PerCategory: make([]cocoCategoryAP, len(gt.Categories())),
-	}
-	for k, c := range gt.Categories() {
-		rep.PerCategory[k] = cocoCategoryAP{ID: c.ID, Name: c.Name, AP: e.CategoryAP(k)}
-	}
-	if *arrays {
-		p := e.Params
-		T, R, K, A, M := len(p.IoUThresholds), len(p.RecallThresholds), len(e.CategoryIDs), len(p.AreaRanges), len(p.MaxDets)
-		rep.Precision = &cocoArray{Shape: []int{T, R, K, A, M}, Dtype: "float64", Data: e.Precision}
-		rep.Recall = &cocoArray{Shape: []int{T, K, A, M}, Dtype: "float64", Data: e.Recall}
-	}
+	rep := cocoeval.NewReport(e, gt, dt, *arrays)
 	b, err := json.Marshal(rep)
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
 	b = append(b, '\n')
 	if !*quiet {
-		writeCOCOTable(os.Stderr, e)
+		if err := cocoeval.WriteTable(os.Stderr, e); err != nil {
+			return err
+		}
 	}
 	if *out != "" {
 		return storage.WriteFile(ctx, *out, b)
 	}
 	_, err = os.Stdout.Write(b)
 	return err
-}
-
-// writeCOCOTable prints the 12 statistics in the layout pycocotools'
-// summarize() prints, which people grep logs for.
-func writeCOCOTable(w io.Writer, e *cocoeval.Eval) {
-	rows := []struct {
-		ap     bool
-		iou    string
-		area   string
-		maxDet int
-	}{
-		{true, "0.50:0.95", "all", 100}, {true, "0.50", "all", 100}, {true, "0.75", "all", 100},
-		{true, "0.50:0.95", "small", 100}, {true, "0.50:0.95", "medium", 100}, {true, "0.50:0.95", "large", 100},
-		{false, "0.50:0.95", "all", 1}, {false, "0.50:0.95", "all", 10}, {false, "0.50:0.95", "all", 100},
-		{false, "0.50:0.95", "small", 100}, {false, "0.50:0.95", "medium", 100}, {false, "0.50:0.95", "large", 100},
-	}
-	var b strings.Builder
-	for i, r := range rows {
-		title, kind := "Average Precision", "(AP)"
-		if !r.ap {
-			title, kind = "Average Recall", "(AR)"
-		}
-		fmt.Fprintf(&b, " %-18s %s @[ IoU=%-9s | area=%6s | maxDets=%3d ] = %.3f\n", title, kind, r.iou, r.area, r.maxDet, e.Stats[i])
-	}
-	io.WriteString(w, b.String())
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/internal/procstat"
 	"github.com/sslight-go/sslight/pipelines/prepare"
 	"github.com/sslight-go/sslight/sinks/gcsemu"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
@@ -153,11 +154,11 @@ func runRun(ctx context.Context, args []string) error {
 		// Hand the last stage's heap back to the OS so the high-water mark
 		// measures this stage alone.
 		debug.FreeOSMemory()
-		resetPeakRSS()
+		procstat.ResetPeakRSS()
 		t := time.Now()
 		logf(progress, "── %s", name)
 		err := f()
-		stages = append(stages, stageRecord{Stage: name, Seconds: time.Since(t).Seconds(), PeakRSSMB: peakRSSMiB(), Detail: detail})
+		stages = append(stages, stageRecord{Stage: name, Seconds: time.Since(t).Seconds(), PeakRSSMB: procstat.PeakRSSMiB(), Detail: detail})
 		return err
 	}
 	var models []evalModel
