@@ -1,9 +1,12 @@
 package coco
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 // Report is an evaluation as a JSON document: summarize()'s statistics,
@@ -48,6 +51,43 @@ type Array struct {
 	Shape []int     `json:"shape"`
 	Dtype string    `json:"dtype"`
 	Data  []float64 `json:"data"`
+}
+
+// EvaluateFiles evaluates the result list at dtURI against the instances
+// file at gtURI (local paths or gs://, through sinks/storage) with the
+// default parameters for t and returns the evaluation and its report
+// (arrays adds the full precision and recall arrays). The ground truth is
+// loaded, and for segm its masks checked, before the results are read, so
+// that its problems surface first; every input problem names its file.
+func EvaluateFiles(ctx context.Context, gtURI, dtURI string, t IoUType, arrays bool) (*Eval, *Report, error) {
+	gtFile, err := storage.Open(ctx, gtURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	gt, err := LoadGroundTruth(gtFile, gtURI)
+	gtFile.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	if t == IoUSegm {
+		if err := gt.PrepareMasks(); err != nil {
+			return nil, nil, err
+		}
+	}
+	dtFile, err := storage.Open(ctx, dtURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	dt, err := ReadResults(dtFile, dtURI, gt, t)
+	dtFile.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := Evaluate(ctx, gt, dt, DefaultParams(t))
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, NewReport(e, gt, dt, arrays), nil
 }
 
 // NewReport describes e, the evaluation of dt against gt; arrays adds the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +120,53 @@ func TestReport(t *testing.T) {
 	}
 	if err := WriteTable(&tab, &Eval{Stats: []float64{1}}); err == nil {
 		t.Error("a table of one statistic: no error")
+	}
+}
+
+// TestEvaluateFiles evaluates a golden case from its files for both IoU
+// types against pycocotools' statistics, and names the file at fault.
+func TestEvaluateFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(goldenCOCODir(), "basic")
+	var want struct {
+		Expected map[string]struct {
+			Stats []float64 `json:"stats"`
+		} `json:"expected"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	gt, dt := filepath.Join(dir, "gt.json"), filepath.Join(dir, "dt.json")
+	for _, typ := range []IoUType{IoUBBox, IoUSegm} {
+		e, r, err := EvaluateFiles(ctx, gt, dt, typ, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := want.Expected[string(typ)].Stats
+		if len(ws) != 12 || r.GT != gt || r.DT != dt || r.IoUType != string(typ) || r.Precision != nil {
+			t.Fatalf("%s: report %+v (%d expected stats)", typ, r, len(ws))
+		}
+		for i, w := range ws {
+			if math.Abs(e.Stats[i]-w) > 1e-12 || r.Stats[i] != e.Stats[i] {
+				t.Errorf("%s stats[%d] = %v, want %v", typ, i, e.Stats[i], w)
+			}
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`[{"image_id": 424242, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ gt, dt, want string }{
+		{filepath.Join(dir, "missing.json"), dt, "missing.json"},
+		{gt, filepath.Join(dir, "missing.json"), "missing.json"},
+		{gt, bad, bad + ": [0].image_id: image 424242 is not in the ground truth " + gt},
+	} {
+		if _, _, err := EvaluateFiles(ctx, tc.gt, tc.dt, IoUBBox, false); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("EvaluateFiles(%s, %s): err %v, want %q", tc.gt, tc.dt, err, tc.want)
+		}
 	}
 }
