@@ -4,12 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/sslight-go/sslight/pipelines/evaluate"
+	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/detect"
+	"github.com/sslight-go/sslight/trainer/eval"
 	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
+	"github.com/sslight-go/sslight/trainer/finetune"
 )
 
 func init() {
@@ -35,6 +43,133 @@ var evalModes = &modeSet{
 }
 
 func runEval(ctx context.Context, args []string) error { return evalModes.run(ctx, args) }
+
+const evalClassifyDescription = `Score pre-trained checkpoints with the paper's classification protocols.
+
+For every model, a Beam pipeline extracts features of the --train and --val
+images with the evaluation transform (Resize to S·256/224, CenterCrop S, S =
+the config's GLOBAL_CROP_SIZE; model loaded once per worker), then:
+  knn     DINO's weighted kNN on L2-normalised features, T = 0.07,
+          k ∈ {10, 20, 100, 200} (the table shows k = 20)
+  linear  --linear-mode fast (default): a linear classifier on the frozen
+          precomputed features (standardised, SGD + cosine, 30 epochs).
+          --linear-mode reference: the reference's protocol — every epoch the
+          training images under RandomResizedCrop (0.08–1) + flip go through
+          the frozen backbone (eval mode) into a linear layer (N(0, 0.01)
+          init, LARS, lr 0.05·batch/256 cosine to 1e-6, batch 512, wd 0,
+          100 epochs): one backbone pass per image and epoch, so 100× the
+          extraction time. The report says which mode a number came from.
+  semi1   fine-tune backbone + linear head on a class-stratified 1% of the
+  semi10  train labels (10%), or on the images --semi1-list / --semi10-list
+          name (the reference's ImageNet semi_1percent.txt / semi_10percent.txt:
+          one file name per line), score the whole validation set (in
+          memory: small data sets only)
+  detection  a CenterNet-style detector (class heatmap, box size and offset
+          heads on the last feature map, upsampled once) fine-tuned with the
+          backbone on the COCO-format --det-train set; box AP, AP50, AP75
+          (APs/m/l in metrics.json) of its --det-val detections by
+          pycocotools' COCOeval. CNN backbones only; not for --raw-pixels.
+          sslight dataset make-coco builds such sets from Fashion-MNIST.
+          Alone, it needs no --train / --val.
+--random-init and --raw-pixels add the paper's reference rows.
+
+Writes under --out: features/<model>/{train,val}/ (feature parts, dead
+letters), detection/<model>/detections.json (COCO results), metrics.json
+(every number with checkpoint, config hash, data set, protocol settings,
+wall time), metrics.csv, report.md (paper-style table with SSLight −
+baseline deltas) and accuracy.png.
+
+Examples:
+  sslight eval --checkpoint runs/x/dino_fmnist_sslight/pretrain --train runs/bucket/fashion-mnist/train \
+      --val runs/bucket/fashion-mnist/test --format imagenet --protocols knn,linear --random-init --out runs/x/eval
+  sslight eval --checkpoint gs://b/ckpt/a,gs://b/ckpt/b --train /usr/share/datasets/fashion-mnist --train-split train \
+      --val /usr/share/datasets/fashion-mnist --val-split t10k --format idx --out gs://b/eval
+  sslight eval --checkpoint runs/x/dino_fmnist_sslight/pretrain --protocols detection --random-init \
+      --det-train runs/coco-fmnist --det-val runs/coco-fmnist --out runs/x/eval-det`
+
+func runEvalClassify(ctx context.Context, args []string) error {
+	fs := newPipelineFlagSet("eval", "--checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]", evalClassifyDescription)
+	ckpts := fs.String("checkpoint", "", "checkpoint folders or training output folders (newest checkpoint), comma-separated")
+	train := fs.String("train", "", "labelled source the kNN/linear/semi-supervised protocols train on")
+	val := fs.String("val", "", "labelled validation source")
+	format := fs.String("format", "", "source layout: imagenet, idx, folder, coco (default: the checkpoint config's DATA.FORMAT)")
+	trainSplit := fs.String("train-split", "", "split of --train (idx: train; coco: train2017)")
+	valSplit := fs.String("val-split", "", "split of --val (idx: t10k; coco: val2017)")
+	protocols := fs.String("protocols", "knn,linear", "comma-separated: knn, linear, semi1, semi10, detection")
+	out := fs.String("out", "", "where features, metrics and the report go")
+	randomInit := fs.Bool("random-init", false, "also score the first checkpoint's architecture at random initialisation")
+	rawPixels := fs.Bool("raw-pixels", false, "also score the raw normalised pixels")
+	linearEpochs := fs.Int("linear-epochs", 0, "linear probe epochs (0: the mode's default, 30 fast / 100 reference)")
+	semi1List := fs.String("semi1-list", "", "semi1: the reference's subset list (semi_1percent.txt: one file name per line) instead of a class-stratified 1%")
+	semi10List := fs.String("semi10-list", "", "semi10: the reference's subset list (semi_10percent.txt) instead of a class-stratified 10%")
+	linearMode := fs.String("linear-mode", evaluate.LinearFast, "linear protocol: fast (precomputed features) or reference (augmented images every epoch)")
+	ftEpochs := fs.Int("finetune-epochs", finetune.DefaultConfig().Epochs, "semi-supervised fine-tuning epochs")
+	seed := fs.Uint64("seed", 0, "seed of subsets, shuffles and the random-init backbone")
+	det := evaluate.DetectionSpec{Config: detect.DefaultConfig()}
+	fs.StringVar(&det.Train, "det-train", "", "detection: COCO-format root to fine-tune on (annotations/instances_<split>.json, <split>/)")
+	fs.StringVar(&det.Val, "det-val", "", "detection: COCO-format root to score on")
+	fs.StringVar(&det.TrainSplit, "det-train-split", "train", "detection: split of --det-train")
+	fs.StringVar(&det.ValSplit, "det-val-split", "val", "detection: split of --det-val")
+	fs.IntVar(&det.Size, "det-size", 0, "detection: square input size in px (0: the first training image's width)")
+	fs.IntVar(&det.Config.Epochs, "det-epochs", det.Config.Epochs, "detection: fine-tuning epochs")
+	fs.IntVar(&det.Config.BatchSize, "det-batch-size", det.Config.BatchSize, "detection: batch size")
+	fs.Float64Var(&det.Config.LR, "det-lr", det.Config.LR, "detection: peak learning rate (AdamW, cosine)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	protoList := strings.Split(*protocols, ",")
+	if *ckpts == "" || *out == "" || (evaluate.HasClassification(protoList) && (*train == "" || *val == "")) {
+		return errors.New("--checkpoint, --out and (for the classification protocols) --train and --val are required (see sslight eval --checkpoint X --help)")
+	}
+	spec := evaluate.Spec{Train: *train, Val: *val, Format: *format, TrainSplit: *trainSplit, ValSplit: *valSplit, Protocols: protoList, Seed: *seed,
+		Linear: eval.DefaultLinearConfig(), Finetune: finetune.DefaultConfig(), Detection: det, Progress: os.Stderr,
+		SemiLists: map[string]string{evaluate.ProtocolSemi1: *semi1List, evaluate.ProtocolSemi10: *semi10List}}
+	spec.Finetune.Epochs = *ftEpochs
+	switch *linearMode {
+	case evaluate.LinearFast:
+		if *linearEpochs > 0 {
+			spec.Linear.Epochs = *linearEpochs
+		}
+	case evaluate.LinearReference:
+		spec.LinearMode, spec.RefLinear = evaluate.LinearReference, eval.DefaultReferenceLinearConfig()
+		spec.RefLinear.Seed = *seed
+		if *linearEpochs > 0 {
+			spec.RefLinear.Epochs = *linearEpochs
+		}
+	default:
+		return fmt.Errorf("--linear-mode %q: want %s or %s", *linearMode, evaluate.LinearFast, evaluate.LinearReference)
+	}
+	var models, refs []evaluate.Model
+	for _, c := range strings.Split(*ckpts, ",") {
+		m, err := evaluate.CheckpointModel(ctx, c)
+		if err != nil {
+			return fmt.Errorf("--checkpoint %s: %w", c, err)
+		}
+		models = append(models, m)
+	}
+	first := models[0].Config
+	if *rawPixels {
+		refs = append(refs, evaluate.RawPixelsModel(first))
+	}
+	if *randomInit {
+		rc := first.Clone()
+		if err := rc.Set("SEED", fmt.Sprint(*seed)); err != nil {
+			return err
+		}
+		refs = append(refs, evaluate.RandomInitModel(rc))
+	}
+	rows, err := evaluate.Models(ctx, append(refs, models...), spec, *out)
+	if err != nil {
+		return err
+	}
+	rep := &report.Report{RunID: uuid.Must(uuid.NewV7()).String(), Created: time.Now().UTC().Format(time.RFC3339), Dataset: rows[0].Dataset, Rows: rows,
+		Notes: evaluate.Notes(spec)}
+	if err := evaluate.WriteReport(ctx, *out, rep); err != nil {
+		return err
+	}
+	fmt.Print(report.Markdown(rep))
+	return nil
+}
 
 const evalCOCODescription = `Evaluate detections against COCO instances ground truth exactly as
 pycocotools' COCOeval does (evaluate, accumulate, summarize with the default
@@ -75,23 +210,15 @@ Example (a test scene of this repository):
   (numbers shortened here; the report carries full double precision)`
 
 func runEvalCOCO(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("sslight eval coco", flag.ContinueOnError)
+	fs := newFlagSet("eval coco", "--gt GT.json --dt DT.json [--iou-type bbox|segm] [flags]", evalCOCODescription)
 	gtURI := fs.String("gt", "", "ground truth: a COCO instances JSON file (local path or gs://...)")
 	dtURI := fs.String("dt", "", "detections: a COCO result-list JSON file (local path or gs://...)")
 	iouName := fs.String("iou-type", "bbox", "what to overlap: bbox or segm")
 	out := fs.String("out", "", "write the JSON report here instead of stdout (local path or gs://...)")
 	arrays := fs.Bool("arrays", false, "include the full precision [T,R,K,A,M] and recall [T,K,A,M] arrays in the report")
 	quiet := fs.Bool("quiet", false, "do not print the summary table on stderr")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: sslight eval coco --gt GT.json --dt DT.json [--iou-type bbox|segm] [flags]\n\n%s\n\nFlags:\n", evalCOCODescription)
-		printFlags(w, fs, func(*flag.Flag) bool { return true })
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags go before it; see --help)", fs.Arg(0))
 	}
 	if *gtURI == "" || *dtURI == "" {
 		return errors.New("--gt and --dt are required (see sslight eval coco --help)")
@@ -101,36 +228,10 @@ func runEvalCOCO(ctx context.Context, args []string) error {
 		return fmt.Errorf("--iou-type: %w", err)
 	}
 
-	gtFile, err := storage.Open(ctx, *gtURI)
+	e, rep, err := cocoeval.EvaluateFiles(ctx, *gtURI, *dtURI, iou, *arrays)
 	if err != nil {
 		return err
 	}
-	gt, err := cocoeval.LoadGroundTruth(gtFile, *gtURI)
-	gtFile.Close()
-	if err != nil {
-		return err
-	}
-	if iou == cocoeval.IoUSegm {
-		// Ground-truth mask problems surface before the results are read.
-		if err := gt.PrepareMasks(); err != nil {
-			return err
-		}
-	}
-	dtFile, err := storage.Open(ctx, *dtURI)
-	if err != nil {
-		return err
-	}
-	dt, err := cocoeval.ReadResults(dtFile, *dtURI, gt, iou)
-	dtFile.Close()
-	if err != nil {
-		return err
-	}
-	e, err := cocoeval.Evaluate(ctx, gt, dt, cocoeval.DefaultParams(iou))
-	if err != nil {
-		return err
-	}
-
-	rep := cocoeval.NewReport(e, gt, dt, *arrays)
 	b, err := json.Marshal(rep)
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)

@@ -69,7 +69,7 @@ func runPrepare(ctx context.Context, args []string) error {
 	if *cfgPath == "" || *out == "" {
 		return fmt.Errorf("--config and --out are required (see sslight prepare --help)")
 	}
-	cfg, err := loadConfig(*cfgPath, sets)
+	cfg, err := loadConfig(*cfgPath, sets, "DATA.FORMAT", *format, "DATA.SHARD_SIZE_MB", strconv.Itoa(*shardMB))
 	if err != nil {
 		return err
 	}
@@ -87,30 +87,11 @@ func runPrepare(ctx context.Context, args []string) error {
 	if *src == "" {
 		*src = cfg.Data.PathToDataDir
 	}
-	if *format != "" {
-		if err := cfg.Set("DATA.FORMAT", *format); err != nil {
-			return err
-		}
-	}
-	if *shardMB > 0 {
-		if err := cfg.Set("DATA.SHARD_SIZE_MB", strconv.Itoa(*shardMB)); err != nil {
-			return err
-		}
-	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	opts := prepare.Options{
-		Config:     cfg,
-		Source:     *src,
-		Out:        *out,
-		Split:      *split,
-		SubsetFile: *subset,
-		Epochs:     *epochs,
-		Limit:      *limit,
-		Workers:    *workers,
-		Overwrite:  *overwrite,
-	}
+	opts := prepare.Options{Config: cfg, Source: *src, Out: *out, Split: *split, SubsetFile: *subset, Epochs: *epochs, Limit: *limit,
+		Workers: *workers, Overwrite: *overwrite}
 	if !*quiet {
 		opts.Progress = os.Stderr
 	}

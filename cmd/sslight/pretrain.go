@@ -12,7 +12,6 @@ import (
 
 	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/pipelines/evaluate"
-	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer"
 )
 
@@ -129,30 +128,12 @@ func runPretrain(ctx context.Context, args []string) error {
 		return errors.New("--knn-train and --knn-val go together")
 	}
 	if *knnTrain != "" {
-		o.Monitor = func(ctx context.Context, ckpt string, epoch int) (map[string]float64, error) {
-			spec := evalSpec{Train: *knnTrain, Val: *knnVal, Format: *knnFormat, TrainSplit: *knnTrainSplit, ValSplit: *knnValSplit, Protocols: []string{protoKNN}, Seed: uint64(cfg.Seed)}
-			mon := storage.Join(*out, "monitor", fmt.Sprintf("epoch-%04d", epoch))
-			rows, err := evaluateModels(ctx, []evalModel{{Name: "student", Checkpoint: ckpt, Config: cfg}}, spec, mon)
-			if err != nil {
-				return nil, err
-			}
-			res := map[string]float64{"knn_top1": rows[0].Metrics["knn_top1"]}
-			line := fmt.Sprintf("online kNN top-1 %.2f%%", res["knn_top1"])
-			if cfg.Train.JointLinearProbe {
-				// The joint probe on the same validation features, as the
-				// reference's knn_validate scores it.
-				dim, x, labels, _, err := evaluate.LoadFeatures(ctx, storage.Join(mon, "features", slug("student"), "val"))
-				if err != nil {
-					return nil, err
-				}
-				if res["probe_top1"], err = trainer.ProbeAccuracy(ctx, ckpt, dim, x, labels); err != nil {
-					return nil, err
-				}
-				line += fmt.Sprintf(", joint linear probe top-1 %.2f%%", res["probe_top1"])
-			}
-			fmt.Fprintf(os.Stderr, "\npretrain: epoch %d: %s\n", epoch+1, line)
-			return res, nil
+		mon := evaluate.Monitor{Spec: evaluate.Spec{Train: *knnTrain, Val: *knnVal, Format: *knnFormat, TrainSplit: *knnTrainSplit, ValSplit: *knnValSplit},
+			Config: cfg, Out: *out, Log: os.Stderr}
+		if cfg.Train.JointLinearProbe {
+			mon.Probe = trainer.ProbeAccuracy
 		}
+		o.Monitor = mon.Score
 	}
 	sum, err := trainer.Run(ctx, o)
 	if sum != nil {

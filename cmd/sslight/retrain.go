@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/pipelines/retrain"
+	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer"
+	"github.com/sslight-go/sslight/trainer/eval"
 )
 
 func init() {
@@ -71,14 +74,9 @@ func runRetrain(ctx context.Context, args []string) error {
 	if *once == (*every > 0) {
 		return errors.New("pass exactly one of --once and --every DURATION")
 	}
-	cfg, err := loadConfig(*cfgPath, sets)
+	cfg, err := loadConfig(*cfgPath, sets, "DATA.FORMAT", *format)
 	if err != nil {
 		return err
-	}
-	if *format != "" {
-		if err := cfg.Set("DATA.FORMAT", *format); err != nil {
-			return err
-		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -99,8 +97,15 @@ func runRetrain(ctx context.Context, args []string) error {
 		return errors.New("--eval-train and --eval-val go together")
 	}
 	if *evalTrain != "" {
+		// kNN and the fast linear probe of every new checkpoint.
+		spec := evaluate.Spec{Train: *evalTrain, Val: *evalVal, Protocols: []string{evaluate.ProtocolKNN, evaluate.ProtocolLinear},
+			Seed: uint64(cfg.Seed), Linear: eval.DefaultLinearConfig(), Progress: os.Stderr}
 		opts.Evaluate = func(ctx context.Context, ckpt string) (map[string]float64, error) {
-			return evaluateCheckpoint(ctx, cfg, ckpt, *evalTrain, *evalVal, storageJoinState(*state, "eval"))
+			rows, err := evaluate.Models(ctx, []evaluate.Model{{Name: "checkpoint", Checkpoint: ckpt, Config: cfg}}, spec, storage.Join(*state, "eval"))
+			if err != nil {
+				return nil, err
+			}
+			return rows[0].Metrics, nil
 		}
 	}
 	for {
