@@ -9,28 +9,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sslight-go/sslight/internal/cli"
 	"github.com/sslight-go/sslight/trainer/backbone"
 	"github.com/sslight-go/sslight/trainer/backbone/measure"
 )
 
 func init() {
-	register(&command{
-		name:    "bench",
-		summary: "measure: model (a backbone's parameters, GFLOPs, training and inference images/s, peak RSS)",
-		run:     runBench,
-	})
+	register(&command{name: "bench", summary: "measure: model (a backbone's parameters, GFLOPs, training and inference images/s, peak RSS)", run: runBench})
 }
 
 // benchModes are the measurements `sslight bench` knows, by name.
-var benchModes = &modeSet{
-	command: "bench", noun: "benchmark",
-	header: "Usage: sslight bench <benchmark> [flags]\n\nBenchmarks:\n",
-	modes: map[string]mode{
-		"model": {"a backbone's parameters, GFLOPs, training-step and inference images/s, peak RSS", runBenchModel},
+var benchModes = &cli.ModeSet{
+	Command: "bench", Noun: "benchmark",
+	Header: "Usage: sslight bench <benchmark> [flags]\n\nBenchmarks:\n",
+	Modes: map[string]cli.Mode{
+		"model": {Summary: "a backbone's parameters, GFLOPs, training-step and inference images/s, peak RSS", Run: runBenchModel},
 	},
 }
 
-func runBench(ctx context.Context, args []string) error { return benchModes.run(ctx, args) }
+func runBench(ctx context.Context, args []string) error { return benchModes.Run(ctx, args) }
 
 const benchModelDescription = `Build a backbone and print what the paper's table reports about it, then
 time it on random images:
@@ -71,27 +68,27 @@ func runBenchModel(ctx context.Context, args []string) error {
 
 // benchModelCommand is `sslight bench model` writing its report to w.
 func benchModelCommand(ctx context.Context, args []string, w io.Writer) error {
-	fs := newFlagSet("bench model", "--arch ARCH [--patch 16|32] [--width W] [--small-stem] [--size 224] [--batch 32] [--steps 5] [--threads N]", benchModelDescription)
-	arch := fs.String("arch", "", "architecture: "+strings.Join(backbone.Archs(), ", "))
-	patch := fs.Int("patch", 0, "ViT patch size, 16 or 32 (default 16; ViTs only)")
-	width := fs.Float64("width", 1, "CNN width multiplier, MODEL.WIDTH (CNNs only)")
-	smallStem := fs.Bool("small-stem", false, "stride-1 stem for small images, MODEL.SMALL_IMAGE_STEM (CNNs only)")
-	size := fs.Int("size", 224, "input height and width in pixels")
-	batch := fs.Int("batch", 32, "images per step")
-	steps := fs.Int("steps", 5, "timed steps per phase (0: parameters and GFLOPs only)")
-	warmup := fs.Int("warmup", 1, "untimed steps before each timed phase")
-	threads := fs.Int("threads", 0, "GOMAXPROCS for the run (0: leave it, currently "+strconv.Itoa(runtime.GOMAXPROCS(0))+")")
-	mode := fs.String("mode", "both", "phases to time: both, train or infer (one per process gives clean peak RSS figures)")
-	seed := fs.Uint64("seed", 1, "seed of the weights and of the random images")
+	fs := cli.NewFlagSet("bench model", "--arch ARCH [--patch 16|32] [--width W] [--small-stem] [--size 224] [--batch 32] [--steps 5] [--threads N]", benchModelDescription)
+	var c measure.Config
+	fs.StringVar(&c.Arch, "arch", "", "architecture: "+strings.Join(backbone.Archs(), ", "))
+	fs.IntVar(&c.Options.PatchSize, "patch", 0, "ViT patch size, 16 or 32 (default 16; ViTs only)")
+	fs.Float64Var(&c.Options.Width, "width", 1, "CNN width multiplier, MODEL.WIDTH (CNNs only)")
+	fs.BoolVar(&c.Options.SmallImageStem, "small-stem", false, "stride-1 stem for small images, MODEL.SMALL_IMAGE_STEM (CNNs only)")
+	fs.IntVar(&c.Size, "size", 224, "input height and width in pixels")
+	fs.IntVar(&c.Batch, "batch", 32, "images per step")
+	fs.IntVar(&c.Steps, "steps", 5, "timed steps per phase (0: parameters and GFLOPs only)")
+	fs.IntVar(&c.Warmup, "warmup", 1, "untimed steps before each timed phase")
+	fs.IntVar(&c.Threads, "threads", 0, "GOMAXPROCS for the run (0: leave it, currently "+strconv.Itoa(runtime.GOMAXPROCS(0))+")")
+	fs.StringVar(&c.Mode, "mode", "both", "phases to time: both, train or infer (one per process gives clean peak RSS figures)")
+	fs.Uint64Var(&c.Options.Seed, "seed", 1, "seed of the weights and of the random images")
 	jsonOut := fs.Bool("json", false, "print one JSON line instead of the table")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := checkBenchFlags(*arch, *patch, *size, *batch, *steps, *warmup, *threads, *mode); err != nil {
+	if err := checkBenchFlags(c); err != nil {
 		return err
 	}
-	rep, err := measure.Run(ctx, measure.Config{Arch: *arch, Size: *size, Batch: *batch, Steps: *steps, Warmup: *warmup, Threads: *threads, Mode: *mode,
-		Options: backbone.Options{Seed: *seed, PatchSize: *patch, Width: *width, SmallImageStem: *smallStem}})
+	rep, err := measure.Run(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -103,22 +100,22 @@ func benchModelCommand(ctx context.Context, args []string, w io.Writer) error {
 
 // checkBenchFlags refuses flag values measure.Run would refuse, in the
 // flags' words.
-func checkBenchFlags(arch string, patch, size, batch, steps, warmup, threads int, mode string) error {
+func checkBenchFlags(c measure.Config) error {
 	switch {
-	case arch == "":
+	case c.Arch == "":
 		return fmt.Errorf("--arch is required (one of %s)", strings.Join(backbone.Archs(), ", "))
-	case size < 1:
-		return fmt.Errorf("--size %d: want a positive number of pixels", size)
-	case batch < 1:
-		return fmt.Errorf("--batch %d: want at least 1", batch)
-	case steps < 0 || warmup < 0:
-		return fmt.Errorf("--steps %d, --warmup %d: want 0 or more", steps, warmup)
-	case threads < 0:
-		return fmt.Errorf("--threads %d: want 0 (leave GOMAXPROCS) or more", threads)
-	case mode != measure.ModeBoth && mode != measure.ModeTrain && mode != measure.ModeInfer:
-		return fmt.Errorf("--mode %q: want both, train or infer", mode)
-	case patch != 0 && !strings.HasPrefix(arch, "vit"):
-		return fmt.Errorf("--patch applies to ViTs, not %s", arch)
+	case c.Size < 1:
+		return fmt.Errorf("--size %d: want a positive number of pixels", c.Size)
+	case c.Batch < 1:
+		return fmt.Errorf("--batch %d: want at least 1", c.Batch)
+	case c.Steps < 0 || c.Warmup < 0:
+		return fmt.Errorf("--steps %d, --warmup %d: want 0 or more", c.Steps, c.Warmup)
+	case c.Threads < 0:
+		return fmt.Errorf("--threads %d: want 0 (leave GOMAXPROCS) or more", c.Threads)
+	case c.Mode != measure.ModeBoth && c.Mode != measure.ModeTrain && c.Mode != measure.ModeInfer:
+		return fmt.Errorf("--mode %q: want both, train or infer", c.Mode)
+	case c.Options.PatchSize != 0 && !strings.HasPrefix(c.Arch, "vit"):
+		return fmt.Errorf("--patch applies to ViTs, not %s", c.Arch)
 	}
 	return nil
 }

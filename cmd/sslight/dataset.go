@@ -5,16 +5,13 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/sslight-go/sslight/internal/cli"
 	"github.com/sslight-go/sslight/internal/datasets"
 	"github.com/sslight-go/sslight/internal/datasets/cocosynth"
 )
 
 func init() {
-	register(&command{
-		name:    "dataset",
-		summary: "dataset utilities: export IDX (Fashion-MNIST) as PNG folders; make a COCO-format detection set from it",
-		run:     runDataset,
-	})
+	register(&command{name: "dataset", summary: "dataset utilities: export IDX (Fashion-MNIST) as PNG folders; make a COCO-format detection set from it", run: runDataset})
 }
 
 const datasetDescription = `Dataset utilities.
@@ -69,12 +66,12 @@ func runDataset(ctx context.Context, args []string) error {
 }
 
 func runExportIDX(ctx context.Context, args []string) error {
-	fs := newFlagSet("dataset export-idx", "--images FILE --labels FILE --out DIR [--per-class N]", datasetDescription)
+	fs := cli.NewFlagSet("dataset export-idx", "--images FILE --labels FILE --out DIR [--per-class N]", datasetDescription)
 	images := fs.String("images", "", "IDX images file (uint8 [N,H,W]), e.g. /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 	labels := fs.String("labels", "", "IDX labels file matching --images")
 	out := fs.String("out", "", "output folder or gs:// prefix")
 	perClass := fs.Int("per-class", 0, "keep the first N records of each class (0 = all)")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *images == "" || *labels == "" || *out == "" {
@@ -89,25 +86,23 @@ func runExportIDX(ctx context.Context, args []string) error {
 }
 
 func runMakeCOCO(ctx context.Context, args []string) error {
-	def := cocosynth.DefaultConfig()
-	fs := newFlagSet("dataset make-coco", "--idx-images FILE --idx-labels FILE --out DIR --images N [flags]", datasetDescription)
+	cfg := cocosynth.DefaultConfig()
+	fs := cli.NewFlagSet("dataset make-coco", "--idx-images FILE --idx-labels FILE --out DIR --images N [flags]", datasetDescription)
 	images := fs.String("idx-images", "", "IDX images file of the items (uint8 [N,H,W]), e.g. /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 	labels := fs.String("idx-labels", "", "IDX labels file matching --idx-images")
 	out := fs.String("out", "", "data set root (local folder or gs:// prefix)")
-	n := fs.Int("images", 0, "number of images to generate")
-	canvas := fs.Int("canvas", def.Canvas, "image side in pixels")
-	seed := fs.Uint64("seed", 0, "seed of every draw")
-	split := fs.String("split", def.Split, "split name: the image folder and annotations/instances_<split>.json")
-	minObj := fs.Int("min-objects", def.MinObjects, "fewest items per image")
-	maxObj := fs.Int("max-objects", def.MaxObjects, "most items per image")
-	if err := fs.parse(args); err != nil {
+	fs.IntVar(&cfg.Images, "images", 0, "number of images to generate")
+	fs.IntVar(&cfg.Canvas, "canvas", cfg.Canvas, "image side in pixels")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of every draw")
+	fs.StringVar(&cfg.Split, "split", cfg.Split, "split name: the image folder and annotations/instances_<split>.json")
+	fs.IntVar(&cfg.MinObjects, "min-objects", cfg.MinObjects, "fewest items per image")
+	fs.IntVar(&cfg.MaxObjects, "max-objects", cfg.MaxObjects, "most items per image")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *images == "" || *labels == "" || *out == "" || *n <= 0 {
+	if *images == "" || *labels == "" || *out == "" || cfg.Images <= 0 {
 		return fmt.Errorf("--idx-images, --idx-labels, --out and a positive --images are required (see --help)")
 	}
-	cfg := def
-	cfg.Images, cfg.Canvas, cfg.Seed, cfg.Split, cfg.MinObjects, cfg.MaxObjects = *n, *canvas, *seed, *split, *minObj, *maxObj
 	set, err := datasets.MakeCOCO(ctx, *images, *labels, *out, cfg)
 	if err != nil {
 		return err

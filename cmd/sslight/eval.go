@@ -7,42 +7,36 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
-	"github.com/google/uuid"
+	"github.com/sslight-go/sslight/internal/cli"
 
 	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer/detect"
-	"github.com/sslight-go/sslight/trainer/eval"
 	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
 	"github.com/sslight-go/sslight/trainer/finetune"
 )
 
 func init() {
-	register(&command{
-		name:    "eval",
-		summary: "evaluate checkpoints (kNN, linear probe, semi-supervised 1%/10%) on Beam; coco: COCO AP as pycocotools",
-		run:     runEval,
-	})
+	register(&command{name: "eval", summary: "evaluate checkpoints (kNN, linear probe, semi-supervised 1%/10%) on Beam; coco: COCO AP as pycocotools", run: runEval})
 }
 
 // evalModes are the evaluations `sslight eval` knows, by name; without a
 // mode name it scores checkpoints (runEvalClassify).
-var evalModes = &modeSet{
-	command: "eval", noun: "evaluation mode",
-	header: "Usage: sslight eval --checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]\n" +
+var evalModes = &cli.ModeSet{
+	Command: "eval", Noun: "evaluation mode",
+	Header: "Usage: sslight eval --checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]\n" +
 		"       sslight eval <mode> [flags]\n\n" +
 		"Without a mode, scores pre-trained checkpoints with the classification protocols\n" +
 		"(see sslight eval --checkpoint X --help for the flags).\n\nModes:\n",
-	modes: map[string]mode{
-		"coco": {"COCO box / mask AP of a result list against instances ground truth (pycocotools COCOeval)", runEvalCOCO},
+	Modes: map[string]cli.Mode{
+		"coco": {Summary: "COCO box / mask AP of a result list against instances ground truth (pycocotools COCOeval)", Run: runEvalCOCO},
 	},
-	fallback: func(ctx context.Context, args []string) error { return runEvalClassify(ctx, args) },
+	Fallback: func(ctx context.Context, args []string) error { return runEvalClassify(ctx, args) },
 }
 
-func runEval(ctx context.Context, args []string) error { return evalModes.run(ctx, args) }
+func runEval(ctx context.Context, args []string) error { return evalModes.Run(ctx, args) }
 
 const evalClassifyDescription = `Score pre-trained checkpoints with the paper's classification protocols.
 
@@ -88,24 +82,26 @@ Examples:
       --det-train runs/coco-fmnist --det-val runs/coco-fmnist --out runs/x/eval-det`
 
 func runEvalClassify(ctx context.Context, args []string) error {
-	fs := newPipelineFlagSet("eval", "--checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]", evalClassifyDescription)
+	fs := cli.NewPipelineFlagSet("eval", "--checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]", evalClassifyDescription)
 	ckpts := fs.String("checkpoint", "", "checkpoint folders or training output folders (newest checkpoint), comma-separated")
-	train := fs.String("train", "", "labelled source the kNN/linear/semi-supervised protocols train on")
-	val := fs.String("val", "", "labelled validation source")
-	format := fs.String("format", "", "source layout: imagenet, idx, folder, coco (default: the checkpoint config's DATA.FORMAT)")
-	trainSplit := fs.String("train-split", "", "split of --train (idx: train; coco: train2017)")
-	valSplit := fs.String("val-split", "", "split of --val (idx: t10k; coco: val2017)")
+	spec := evaluate.Spec{Finetune: finetune.DefaultConfig(), Detection: evaluate.DetectionSpec{Config: detect.DefaultConfig()}, Progress: os.Stderr}
+	fs.StringVar(&spec.Train, "train", "", "labelled source the kNN/linear/semi-supervised protocols train on")
+	fs.StringVar(&spec.Val, "val", "", "labelled validation source")
+	fs.StringVar(&spec.Format, "format", "", "source layout: imagenet, idx, folder, coco (default: the checkpoint config's DATA.FORMAT)")
+	fs.StringVar(&spec.TrainSplit, "train-split", "", "split of --train (idx: train; coco: train2017)")
+	fs.StringVar(&spec.ValSplit, "val-split", "", "split of --val (idx: t10k; coco: val2017)")
 	protocols := fs.String("protocols", "knn,linear", "comma-separated: knn, linear, semi1, semi10, detection")
-	out := fs.String("out", "", "where features, metrics and the report go")
-	randomInit := fs.Bool("random-init", false, "also score the first checkpoint's architecture at random initialisation")
-	rawPixels := fs.Bool("raw-pixels", false, "also score the raw normalised pixels")
+	job := evaluate.Checkpoints{}
+	fs.StringVar(&job.Out, "out", "", "where features, metrics and the report go")
+	fs.BoolVar(&job.RandomInit, "random-init", false, "also score the first checkpoint's architecture at random initialisation")
+	fs.BoolVar(&job.RawPixels, "raw-pixels", false, "also score the raw normalised pixels")
 	linearEpochs := fs.Int("linear-epochs", 0, "linear probe epochs (0: the mode's default, 30 fast / 100 reference)")
 	semi1List := fs.String("semi1-list", "", "semi1: the reference's subset list (semi_1percent.txt: one file name per line) instead of a class-stratified 1%")
 	semi10List := fs.String("semi10-list", "", "semi10: the reference's subset list (semi_10percent.txt) instead of a class-stratified 10%")
 	linearMode := fs.String("linear-mode", evaluate.LinearFast, "linear protocol: fast (precomputed features) or reference (augmented images every epoch)")
-	ftEpochs := fs.Int("finetune-epochs", finetune.DefaultConfig().Epochs, "semi-supervised fine-tuning epochs")
-	seed := fs.Uint64("seed", 0, "seed of subsets, shuffles and the random-init backbone")
-	det := evaluate.DetectionSpec{Config: detect.DefaultConfig()}
+	fs.IntVar(&spec.Finetune.Epochs, "finetune-epochs", spec.Finetune.Epochs, "semi-supervised fine-tuning epochs")
+	fs.Uint64Var(&spec.Seed, "seed", 0, "seed of subsets, shuffles and the random-init backbone")
+	det := &spec.Detection
 	fs.StringVar(&det.Train, "det-train", "", "detection: COCO-format root to fine-tune on (annotations/instances_<split>.json, <split>/)")
 	fs.StringVar(&det.Val, "det-val", "", "detection: COCO-format root to score on")
 	fs.StringVar(&det.TrainSplit, "det-train-split", "train", "detection: split of --det-train")
@@ -114,57 +110,20 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	fs.IntVar(&det.Config.Epochs, "det-epochs", det.Config.Epochs, "detection: fine-tuning epochs")
 	fs.IntVar(&det.Config.BatchSize, "det-batch-size", det.Config.BatchSize, "detection: batch size")
 	fs.Float64Var(&det.Config.LR, "det-lr", det.Config.LR, "detection: peak learning rate (AdamW, cosine)")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	protoList := strings.Split(*protocols, ",")
-	if *ckpts == "" || *out == "" || (evaluate.HasClassification(protoList) && (*train == "" || *val == "")) {
+	spec.Protocols = strings.Split(*protocols, ",")
+	if *ckpts == "" || job.Out == "" || (evaluate.HasClassification(spec.Protocols) && (spec.Train == "" || spec.Val == "")) {
 		return errors.New("--checkpoint, --out and (for the classification protocols) --train and --val are required (see sslight eval --checkpoint X --help)")
 	}
-	spec := evaluate.Spec{Train: *train, Val: *val, Format: *format, TrainSplit: *trainSplit, ValSplit: *valSplit, Protocols: protoList, Seed: *seed,
-		Linear: eval.DefaultLinearConfig(), Finetune: finetune.DefaultConfig(), Detection: det, Progress: os.Stderr,
-		SemiLists: map[string]string{evaluate.ProtocolSemi1: *semi1List, evaluate.ProtocolSemi10: *semi10List}}
-	spec.Finetune.Epochs = *ftEpochs
-	switch *linearMode {
-	case evaluate.LinearFast:
-		if *linearEpochs > 0 {
-			spec.Linear.Epochs = *linearEpochs
-		}
-	case evaluate.LinearReference:
-		spec.LinearMode, spec.RefLinear = evaluate.LinearReference, eval.DefaultReferenceLinearConfig()
-		spec.RefLinear.Seed = *seed
-		if *linearEpochs > 0 {
-			spec.RefLinear.Epochs = *linearEpochs
-		}
-	default:
-		return fmt.Errorf("--linear-mode %q: want %s or %s", *linearMode, evaluate.LinearFast, evaluate.LinearReference)
-	}
-	var models, refs []evaluate.Model
-	for _, c := range strings.Split(*ckpts, ",") {
-		m, err := evaluate.CheckpointModel(ctx, c)
-		if err != nil {
-			return fmt.Errorf("--checkpoint %s: %w", c, err)
-		}
-		models = append(models, m)
-	}
-	first := models[0].Config
-	if *rawPixels {
-		refs = append(refs, evaluate.RawPixelsModel(first))
-	}
-	if *randomInit {
-		rc := first.Clone()
-		if err := rc.Set("SEED", fmt.Sprint(*seed)); err != nil {
-			return err
-		}
-		refs = append(refs, evaluate.RandomInitModel(rc))
-	}
-	rows, err := evaluate.Models(ctx, append(refs, models...), spec, *out)
-	if err != nil {
+	spec.SemiLists = map[string]string{evaluate.ProtocolSemi1: *semi1List, evaluate.ProtocolSemi10: *semi10List}
+	if err := spec.SetLinear(*linearMode, *linearEpochs); err != nil {
 		return err
 	}
-	rep := &report.Report{RunID: uuid.Must(uuid.NewV7()).String(), Created: time.Now().UTC().Format(time.RFC3339), Dataset: rows[0].Dataset, Rows: rows,
-		Notes: evaluate.Notes(spec)}
-	if err := evaluate.WriteReport(ctx, *out, rep); err != nil {
+	job.Dirs, job.Spec = strings.Split(*ckpts, ","), spec
+	rep, err := job.Report(ctx)
+	if err != nil {
 		return err
 	}
 	fmt.Print(report.Markdown(rep))
@@ -210,14 +169,14 @@ Example (a test scene of this repository):
   (numbers shortened here; the report carries full double precision)`
 
 func runEvalCOCO(ctx context.Context, args []string) error {
-	fs := newFlagSet("eval coco", "--gt GT.json --dt DT.json [--iou-type bbox|segm] [flags]", evalCOCODescription)
+	fs := cli.NewFlagSet("eval coco", "--gt GT.json --dt DT.json [--iou-type bbox|segm] [flags]", evalCOCODescription)
 	gtURI := fs.String("gt", "", "ground truth: a COCO instances JSON file (local path or gs://...)")
 	dtURI := fs.String("dt", "", "detections: a COCO result-list JSON file (local path or gs://...)")
 	iouName := fs.String("iou-type", "bbox", "what to overlap: bbox or segm")
 	out := fs.String("out", "", "write the JSON report here instead of stdout (local path or gs://...)")
 	arrays := fs.Bool("arrays", false, "include the full precision [T,R,K,A,M] and recall [T,K,A,M] arrays in the report")
 	quiet := fs.Bool("quiet", false, "do not print the summary table on stderr")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *gtURI == "" || *dtURI == "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/internal/cli"
 	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/pipelines/retrain"
 	"github.com/sslight-go/sslight/sinks/storage"
@@ -19,11 +20,7 @@ import (
 )
 
 func init() {
-	register(&command{
-		name:    "retrain",
-		summary: "scheduled re-pre-training: prepare only new/changed objects, continue training, re-evaluate",
-		run:     runRetrain,
-	})
+	register(&command{name: "retrain", summary: "scheduled re-pre-training: prepare only new/changed objects, continue training, re-evaluate", run: runRetrain})
 }
 
 const retrainDescription = `Re-pre-train when new images land in the bucket.
@@ -51,7 +48,7 @@ Examples:
   sslight retrain --config dino_fmnist_sslight --source runs/bucket/train --state runs/retrain --every 1h`
 
 func runRetrain(ctx context.Context, args []string) error {
-	fs := newPipelineFlagSet("retrain", "--config FILE --source URI --state URI (--once | --every DURATION) [flags]", retrainDescription)
+	fs := cli.NewPipelineFlagSet("retrain", "--config FILE --source URI --state URI (--once | --every DURATION) [flags]", retrainDescription)
 	cfgPath := fs.String("config", "", "SSLight-schema YAML file, or a preset name ("+strings.Join(configs.PresetNames(), ", ")+")")
 	src := fs.String("source", "", "the bucket or folder to watch (DATA.FORMAT layout)")
 	state := fs.String("state", "", "where the retrain state, shards, checkpoints and history live (local folder or gs://)")
@@ -63,9 +60,9 @@ func runRetrain(ctx context.Context, args []string) error {
 	format := fs.String("format", "", "source layout (default DATA.FORMAT)")
 	evalTrain := fs.String("eval-train", "", "labelled source for the kNN/linear evaluation's train side (optional)")
 	evalVal := fs.String("eval-val", "", "labelled source for the evaluation's validation side (optional)")
-	var sets multiFlag
+	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable)")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *src == "" || *state == "" {

@@ -13,17 +13,14 @@ import (
 	"syscall"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/internal/cli"
 	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/pipelines/run"
 	"github.com/sslight-go/sslight/sinks/report"
 )
 
 func init() {
-	register(&command{
-		name:    "run",
-		summary: "one command from bucket to report: prepare → pretrain → eval for one or more configs",
-		run:     runRun,
-	})
+	register(&command{name: "run", summary: "one command from bucket to report: prepare → pretrain → eval for one or more configs", run: runRun})
 }
 
 const runDescription = `Run the whole job: prepare shards, pre-train, evaluate, report.
@@ -52,7 +49,7 @@ Examples:
       --eval-val gs://bucket/labelled/val --out gs://bucket/sslight-runs --runner=dataflow ...`
 
 func runRun(ctx context.Context, args []string) error {
-	fs := newPipelineFlagSet("run", "--config A[,B...] --source URI --out URI [flags]", runDescription)
+	fs := cli.NewPipelineFlagSet("run", "--config A[,B...] --source URI --out URI [flags]", runDescription)
 	cfgPaths := fs.String("config", "", "comma-separated configs (files or presets: "+strings.Join(configs.PresetNames(), ", ")+")")
 	var o run.Options
 	fs.StringVar(&o.Source, "source", "", "pre-training images: a local folder or gs://bucket/prefix")
@@ -70,10 +67,10 @@ func runRun(ctx context.Context, args []string) error {
 	refs := fs.String("references", "raw,random", "reference rows to add: raw (pixels), random (init); empty for none")
 	fs.BoolVar(&o.NoEval, "no-eval", false, "stop after pre-training")
 	storageMode := fs.String("storage", "local", "local, or emulator: gs:// URIs on an in-process GCS emulator")
-	var sets multiFlag
+	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key in every config, KEY=VALUE (repeatable)")
 	quiet := fs.Bool("quiet", false, "no progress display")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *cfgPaths == "" || o.Source == "" {
