@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,7 +38,7 @@ func (c Checkpoints) Report(ctx context.Context) (*report.Report, error) {
 		models = append(models, m)
 	}
 	if len(models) == 0 {
-		return nil, fmt.Errorf("no checkpoint to evaluate")
+		return nil, errors.New("no checkpoint to evaluate")
 	}
 	first := models[0].Config
 	if c.RawPixels {

@@ -237,3 +237,61 @@ func TestMonitor(t *testing.T) {
 		t.Errorf("log %q", log.String())
 	}
 }
+
+func TestSetLinear(t *testing.T) {
+	s := Spec{Seed: 7}
+	if err := s.SetLinear(LinearReference, 3); err != nil {
+		t.Fatal(err)
+	}
+	if s.LinearMode != LinearReference || s.RefLinear.Epochs != 3 || s.RefLinear.Seed != 7 || s.RefLinear.BatchSize != eval.DefaultReferenceLinearConfig().BatchSize {
+		t.Errorf("reference, 3 epochs: %+v", s.RefLinear)
+	}
+	if err := s.SetLinear(LinearFast, 0); err != nil {
+		t.Fatal(err)
+	}
+	if s.LinearMode != LinearFast || s.Linear != eval.DefaultLinearConfig() {
+		t.Errorf("fast, default epochs: mode %q, %+v", s.LinearMode, s.Linear)
+	}
+	if err := s.SetLinear("slow", 0); err == nil || !strings.Contains(err.Error(), `--linear-mode "slow": want fast or reference`) {
+		t.Errorf("an unknown mode: err %v", err)
+	}
+}
+
+// TestCheckpointsReport scores a checkpoint after both reference rows with
+// kNN and checks the rows' order, the random-init row's seed (its features
+// carry the hash of the checkpoint's config with SEED set to Spec.Seed) and
+// the report files.
+func TestCheckpointsReport(t *testing.T) {
+	cfg := fmnistConfig(t)
+	ckpt := filepath.Join(t.TempDir(), "pretrain")
+	writeCheckpoint(t, filepath.Join(ckpt, "checkpoints", "step-00000012"), trainedBackbone(t, "resnet18", 4), "resnet18", cfg)
+	out := t.TempDir()
+	spec := Spec{Train: fmnistMini, Val: fmnistMini, Format: configs.FormatIDX, ValSplit: "t10k", Protocols: []string{ProtocolKNN}, Seed: 5}
+	rep, err := Checkpoints{Dirs: []string{ckpt}, RawPixels: true, RandomInit: true, Spec: spec, Out: out}.Report(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rep.Rows {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, ", ") != "raw pixels, random init, DINO + SSLight" || rep.RunID == "" || rep.Rows[2].Checkpoint == "" {
+		t.Errorf("rows %q, run id %q, checkpoint %q", names, rep.RunID, rep.Rows[2].Checkpoint)
+	}
+	seeded := cfg.Clone()
+	if err := seeded.Set("SEED", "5"); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rows[1].ConfigHash != seeded.Hash() || rep.Rows[1].ConfigHash == cfg.Hash() {
+		t.Errorf("random init config hash %s, want that of the config with SEED 5 (%s)", rep.Rows[1].ConfigHash, seeded.Hash())
+	}
+	for _, f := range []string{"metrics.json", "report.md", "accuracy.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := (Checkpoints{Dirs: []string{filepath.Join(out, "none")}, Spec: spec, Out: t.TempDir()}).Report(context.Background()); err == nil ||
+		!strings.HasPrefix(err.Error(), "--checkpoint "+filepath.Join(out, "none")+": ") {
+		t.Errorf("a folder without a checkpoint: err %v", err)
+	}
+}
