@@ -81,9 +81,8 @@ type Spec struct {
 	Protocols []string
 	// Seed seeds subsets, shuffles and the classifiers.
 	Seed uint64
-	// Linear configures the fast linear probe; LinearMode (LinearFast or
-	// "" , LinearReference) picks the protocol, RefLinear configures the
-	// reference one.
+	// LinearMode picks the linear protocol: LinearFast ("" too) with
+	// Linear, or LinearReference with RefLinear (SetLinear sets both).
 	Linear     eval.LinearConfig
 	LinearMode string
 	RefLinear  eval.ReferenceLinearConfig
