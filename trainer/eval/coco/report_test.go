@@ -12,11 +12,17 @@ import (
 	"testing"
 )
 
+// repoCase is a golden case of this repository (not of
+// SSLIGHT_GOLDEN_DIR: these tests know their cases).
+func repoCase(name string) string {
+	return filepath.Join("..", "..", "..", "testdata", "golden", "coco", name)
+}
+
 // TestReport builds the report of the sparse_cats golden case and checks
 // it against the case's own description (counts in expected.json, the
 // categories and results in its files) and pycocotools' statistics.
 func TestReport(t *testing.T) {
-	dir := filepath.Join(goldenCOCODir(), "sparse_cats")
+	dir := repoCase("sparse_cats")
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -127,7 +133,7 @@ func TestReport(t *testing.T) {
 // types against pycocotools' statistics, and names the file at fault.
 func TestEvaluateFiles(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(goldenCOCODir(), "basic")
+	dir := repoCase("basic")
 	var want struct {
 		Expected map[string]struct {
 			Stats []float64 `json:"stats"`
