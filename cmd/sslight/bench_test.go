@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sslight-go/sslight/trainer/backbone/measure"
 )
 
 // TestBenchModelCounts runs `sslight bench model` and checks the parameter
@@ -32,7 +34,7 @@ func TestBenchModelCounts(t *testing.T) {
 		if err := benchModelCommand(context.Background(), append(tc.args, "--json"), &out); err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
-		var rep benchModelReport
+		var rep measure.Report
 		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 			t.Fatalf("%v: %v in %q", tc.args, err, out.String())
 		}
@@ -92,42 +94,4 @@ func TestBenchModelErrors(t *testing.T) {
 	if err := runBench(context.Background(), []string{"model", "--help"}); err != flag.ErrHelp {
 		t.Errorf("--help: err %v, want flag.ErrHelp", err)
 	}
-}
-
-func TestParseVmHWM(t *testing.T) {
-	tests := []struct {
-		in   string
-		kb   int64
-		fail bool
-	}{
-		{"Name:\tsslight\nVmPeak:\t 1000 kB\nVmHWM:\t  301192 kB\nVmRSS:\t 8220 kB\n", 301192, false},
-		{"VmHWM:\t0 kB", 0, false},
-		{"VmRSS:\t 8220 kB\n", 0, true},
-		{"VmHWM:\t 12 MB\n", 0, true},
-		{"VmHWM:\t -5 kB\n", 0, true},
-		{"VmHWM:\n", 0, true},
-		{"", 0, true},
-	}
-	for _, tc := range tests {
-		kb, err := parseVmHWM(strings.NewReader(tc.in))
-		if (err != nil) != tc.fail || kb != tc.kb {
-			t.Errorf("parseVmHWM(%q) = %d, %v; want %d, fail %v", tc.in, kb, err, tc.kb, tc.fail)
-		}
-	}
-}
-
-func FuzzParseVmHWM(f *testing.F) {
-	f.Add("VmHWM:\t  301192 kB\n")
-	f.Add("Name:\tx\nVmHWM:\t1 kB\nVmRSS:\t1 kB\n")
-	f.Add("VmHWM: 9223372036854775808 kB")
-	f.Add("")
-	f.Fuzz(func(t *testing.T, s string) {
-		kb, err := parseVmHWM(strings.NewReader(s))
-		if err == nil && (kb < 0 || !strings.Contains(s, "VmHWM:")) {
-			t.Errorf("parseVmHWM(%q) = %d without error", s, kb)
-		}
-		if err != nil && kb != 0 {
-			t.Errorf("parseVmHWM(%q) = %d with error %v", s, kb, err)
-		}
-	})
 }

@@ -1,27 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image"
-	"image/png"
 	"os"
-	"path"
-	"strings"
 
-	"github.com/sslight-go/sslight/sinks/coco/synth"
-	"github.com/sslight-go/sslight/sinks/idx"
-	"github.com/sslight-go/sslight/sinks/storage"
-	"github.com/sslight-go/sslight/transforms/source"
+	"github.com/sslight-go/sslight/internal/cli"
+	"github.com/sslight-go/sslight/internal/datasets"
+	"github.com/sslight-go/sslight/internal/datasets/cocosynth"
 )
 
 func init() {
-	register(&command{
-		name:    "dataset",
-		summary: "dataset utilities: export IDX (Fashion-MNIST) as PNG folders; make a COCO-format detection set from it",
-		run:     runDataset,
-	})
+	register(&command{name: "dataset", summary: "dataset utilities: export IDX (Fashion-MNIST) as PNG folders; make a COCO-format detection set from it", run: runDataset})
 }
 
 const datasetDescription = `Dataset utilities.
@@ -76,18 +66,18 @@ func runDataset(ctx context.Context, args []string) error {
 }
 
 func runExportIDX(ctx context.Context, args []string) error {
-	fs := newFlagSet("dataset export-idx", "--images FILE --labels FILE --out DIR [--per-class N]", datasetDescription)
+	fs := cli.NewFlagSet("dataset export-idx", "--images FILE --labels FILE --out DIR [--per-class N]", datasetDescription)
 	images := fs.String("images", "", "IDX images file (uint8 [N,H,W]), e.g. /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 	labels := fs.String("labels", "", "IDX labels file matching --images")
 	out := fs.String("out", "", "output folder or gs:// prefix")
 	perClass := fs.Int("per-class", 0, "keep the first N records of each class (0 = all)")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *images == "" || *labels == "" || *out == "" {
 		return fmt.Errorf("--images, --labels and --out are required (see --help)")
 	}
-	n, err := ExportIDX(ctx, *images, *labels, *out, *perClass)
+	n, err := datasets.ExportIDX(ctx, *images, *labels, *out, *perClass)
 	if err != nil {
 		return err
 	}
@@ -95,162 +85,28 @@ func runExportIDX(ctx context.Context, args []string) error {
 	return nil
 }
 
-// ExportIDX writes the records of an IDX images/labels pair as PNGs in the
-// ImageNet layout under out and returns how many it wrote.
-func ExportIDX(ctx context.Context, imagesURI, labelsURI, out string, perClass int) (int, error) {
-	m, l, err := readIDXPair(ctx, imagesURI, labelsURI)
-	if err != nil {
-		return 0, err
-	}
-	names := idxClassNames(imagesURI, maxLabel(l)+1)
-	stem := strings.SplitN(path.Base(strings.ReplaceAll(imagesURI, "\\", "/")), "-", 2)[0]
-	kept := map[uint8]int{}
-	written := 0
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	for i := 0; i < m.N; i++ {
-		lab := l[i]
-		if perClass > 0 && kept[lab] >= perClass {
-			continue
-		}
-		kept[lab]++
-		g := &image.Gray{Pix: m.Record(i), Stride: m.W, Rect: image.Rect(0, 0, m.W, m.H)}
-		buf.Reset()
-		if err := enc.Encode(&buf, g); err != nil {
-			return written, fmt.Errorf("encode record %d of %s: %w", i, imagesURI, err)
-		}
-		dir := fmt.Sprintf("%02d_%s", lab, folderName(names[lab]))
-		uri := storage.Join(out, dir, fmt.Sprintf("%s_%06d.png", stem, i))
-		if err := storage.WriteFile(ctx, uri, buf.Bytes()); err != nil {
-			return written, err
-		}
-		written++
-	}
-	return written, nil
-}
-
 func runMakeCOCO(ctx context.Context, args []string) error {
-	def := synth.DefaultConfig()
-	fs := newFlagSet("dataset make-coco", "--idx-images FILE --idx-labels FILE --out DIR --images N [flags]", datasetDescription)
+	cfg := cocosynth.DefaultConfig()
+	fs := cli.NewFlagSet("dataset make-coco", "--idx-images FILE --idx-labels FILE --out DIR --images N [flags]", datasetDescription)
 	images := fs.String("idx-images", "", "IDX images file of the items (uint8 [N,H,W]), e.g. /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 	labels := fs.String("idx-labels", "", "IDX labels file matching --idx-images")
 	out := fs.String("out", "", "data set root (local folder or gs:// prefix)")
-	n := fs.Int("images", 0, "number of images to generate")
-	canvas := fs.Int("canvas", def.Canvas, "image side in pixels")
-	seed := fs.Uint64("seed", 0, "seed of every draw")
-	split := fs.String("split", def.Split, "split name: the image folder and annotations/instances_<split>.json")
-	minObj := fs.Int("min-objects", def.MinObjects, "fewest items per image")
-	maxObj := fs.Int("max-objects", def.MaxObjects, "most items per image")
-	if err := fs.parse(args); err != nil {
+	fs.IntVar(&cfg.Images, "images", 0, "number of images to generate")
+	fs.IntVar(&cfg.Canvas, "canvas", cfg.Canvas, "image side in pixels")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of every draw")
+	fs.StringVar(&cfg.Split, "split", cfg.Split, "split name: the image folder and annotations/instances_<split>.json")
+	fs.IntVar(&cfg.MinObjects, "min-objects", cfg.MinObjects, "fewest items per image")
+	fs.IntVar(&cfg.MaxObjects, "max-objects", cfg.MaxObjects, "most items per image")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *images == "" || *labels == "" || *out == "" || *n <= 0 {
+	if *images == "" || *labels == "" || *out == "" || cfg.Images <= 0 {
 		return fmt.Errorf("--idx-images, --idx-labels, --out and a positive --images are required (see --help)")
 	}
-	cfg := def
-	cfg.Images, cfg.Canvas, cfg.Seed, cfg.Split, cfg.MinObjects, cfg.MaxObjects = *n, *canvas, *seed, *split, *minObj, *maxObj
-	set, err := MakeCOCO(ctx, *images, *labels, *out, cfg)
+	set, err := datasets.MakeCOCO(ctx, *images, *labels, *out, cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("wrote %d images with %d objects to %s (%s)\n", len(set.Dataset.Images), len(set.Dataset.Annotations), *out, synth.AnnotationsPath(cfg.Split))
+	fmt.Printf("wrote %d images with %d objects to %s (%s)\n", len(set.Dataset.Images), len(set.Dataset.Annotations), *out, cocosynth.AnnotationsPath(cfg.Split))
 	return nil
-}
-
-// MakeCOCO generates a synthetic COCO split from the items of an IDX
-// images/labels pair and writes it under out.
-func MakeCOCO(ctx context.Context, imagesURI, labelsURI, out string, cfg synth.Config) (*synth.Set, error) {
-	m, l, err := readIDXPair(ctx, imagesURI, labelsURI)
-	if err != nil {
-		return nil, err
-	}
-	pix := make([]uint8, 0, m.N*m.H*m.W)
-	for i := 0; i < m.N; i++ {
-		pix = append(pix, m.Record(i)...)
-	}
-	items := synth.Items{N: m.N, H: m.H, W: m.W, Pix: pix, Labels: l, Classes: idxClassNames(imagesURI, maxLabel(l)+1)}
-	set, err := synth.Generate(items, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", imagesURI, err)
-	}
-	if err := set.Write(ctx, out); err != nil {
-		return nil, err
-	}
-	return set, nil
-}
-
-// readIDXPair reads an IDX images file and its labels and checks that
-// they match.
-func readIDXPair(ctx context.Context, imagesURI, labelsURI string) (*idx.Images, []uint8, error) {
-	imgs, err := readIDX(ctx, imagesURI, func(b []byte, name string) (any, error) {
-		r, err := idx.Decompress(bytes.NewReader(b))
-		if err != nil {
-			return nil, err
-		}
-		return idx.ReadImages(r, name)
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	lbls, err := readIDX(ctx, labelsURI, func(b []byte, name string) (any, error) {
-		r, err := idx.Decompress(bytes.NewReader(b))
-		if err != nil {
-			return nil, err
-		}
-		return idx.ReadLabels(r, name)
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	m, l := imgs.(*idx.Images), lbls.([]uint8)
-	if len(l) != m.N {
-		return nil, nil, fmt.Errorf("%s has %d labels but %s has %d images", labelsURI, len(l), imagesURI, m.N)
-	}
-	return m, l, nil
-}
-
-func readIDX(ctx context.Context, uri string, parse func([]byte, string) (any, error)) (any, error) {
-	b, err := storage.ReadFile(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", uri, err)
-	}
-	v, err := parse(b, uri)
-	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", uri, err)
-	}
-	return v, nil
-}
-
-func maxLabel(l []uint8) int {
-	m := 0
-	for _, v := range l {
-		m = max(m, int(v))
-	}
-	return m
-}
-
-// idxClassNames names n IDX labels: Fashion-MNIST's class names when the
-// file looks like Fashion-MNIST (its path says so and it has 10 classes),
-// else the label digits.
-func idxClassNames(uri string, n int) []string {
-	if n == len(source.FashionMNISTClasses) && strings.Contains(strings.ToLower(uri), "fashion") {
-		return source.FashionMNISTClasses
-	}
-	names := make([]string, n)
-	for i := range names {
-		names[i] = fmt.Sprint(i)
-	}
-	return names
-}
-
-// folderName turns a class name into a portable folder name: letters,
-// digits and '-' kept, everything else '_'.
-func folderName(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
-			return r
-		}
-		return '_'
-	}, s)
 }

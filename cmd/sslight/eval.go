@@ -4,39 +4,131 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
+	"github.com/sslight-go/sslight/internal/cli"
+
+	"github.com/sslight-go/sslight/pipelines/evaluate"
+	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/detect"
 	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
+	"github.com/sslight-go/sslight/trainer/finetune"
 )
 
 func init() {
-	register(&command{
-		name:    "eval",
-		summary: "evaluate checkpoints (kNN, linear probe, semi-supervised 1%/10%) on Beam; coco: COCO AP as pycocotools",
-		run:     runEval,
-	})
+	register(&command{name: "eval", summary: "evaluate checkpoints (kNN, linear probe, semi-supervised 1%/10%) on Beam; coco: COCO AP as pycocotools", run: runEval})
 }
 
 // evalModes are the evaluations `sslight eval` knows, by name; without a
 // mode name it scores checkpoints (runEvalClassify).
-var evalModes = &modeSet{
-	command: "eval", noun: "evaluation mode",
-	header: "Usage: sslight eval --checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]\n" +
+var evalModes = &cli.ModeSet{
+	Command: "eval", Noun: "evaluation mode",
+	Header: "Usage: sslight eval --checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]\n" +
 		"       sslight eval <mode> [flags]\n\n" +
 		"Without a mode, scores pre-trained checkpoints with the classification protocols\n" +
 		"(see sslight eval --checkpoint X --help for the flags).\n\nModes:\n",
-	modes: map[string]mode{
-		"coco": {"COCO box / mask AP of a result list against instances ground truth (pycocotools COCOeval)", runEvalCOCO},
+	Modes: map[string]cli.Mode{
+		"coco": {Summary: "COCO box / mask AP of a result list against instances ground truth (pycocotools COCOeval)", Run: runEvalCOCO},
 	},
-	fallback: func(ctx context.Context, args []string) error { return runEvalClassify(ctx, args) },
+	Fallback: func(ctx context.Context, args []string) error { return runEvalClassify(ctx, args) },
 }
 
-func runEval(ctx context.Context, args []string) error { return evalModes.run(ctx, args) }
+func runEval(ctx context.Context, args []string) error { return evalModes.Run(ctx, args) }
+
+const evalClassifyDescription = `Score pre-trained checkpoints with the paper's classification protocols.
+
+For every model, a Beam pipeline extracts features of the --train and --val
+images with the evaluation transform (Resize to S·256/224, CenterCrop S, S =
+the config's GLOBAL_CROP_SIZE; model loaded once per worker), then:
+  knn     DINO's weighted kNN on L2-normalised features, T = 0.07,
+          k ∈ {10, 20, 100, 200} (the table shows k = 20)
+  linear  --linear-mode fast (default): a linear classifier on the frozen
+          precomputed features (standardised, SGD + cosine, 30 epochs).
+          --linear-mode reference: the reference's protocol — every epoch the
+          training images under RandomResizedCrop (0.08–1) + flip go through
+          the frozen backbone (eval mode) into a linear layer (N(0, 0.01)
+          init, LARS, lr 0.05·batch/256 cosine to 1e-6, batch 512, wd 0,
+          100 epochs): one backbone pass per image and epoch, so 100× the
+          extraction time. The report says which mode a number came from.
+  semi1   fine-tune backbone + linear head on a class-stratified 1% of the
+  semi10  train labels (10%), or on the images --semi1-list / --semi10-list
+          name (the reference's ImageNet semi_1percent.txt / semi_10percent.txt:
+          one file name per line), score the whole validation set (in
+          memory: small data sets only)
+  detection  a CenterNet-style detector (class heatmap, box size and offset
+          heads on the last feature map, upsampled once) fine-tuned with the
+          backbone on the COCO-format --det-train set; box AP, AP50, AP75
+          (APs/m/l in metrics.json) of its --det-val detections by
+          pycocotools' COCOeval. CNN backbones only; not for --raw-pixels.
+          sslight dataset make-coco builds such sets from Fashion-MNIST.
+          Alone, it needs no --train / --val.
+--random-init and --raw-pixels add the paper's reference rows.
+
+Writes under --out: features/<model>/{train,val}/ (feature parts, dead
+letters), detection/<model>/detections.json (COCO results), metrics.json
+(every number with checkpoint, config hash, data set, protocol settings,
+wall time), metrics.csv, report.md (paper-style table with SSLight −
+baseline deltas) and accuracy.png.
+
+Examples:
+  sslight eval --checkpoint runs/x/dino_fmnist_sslight/pretrain --train runs/bucket/fashion-mnist/train \
+      --val runs/bucket/fashion-mnist/test --format imagenet --protocols knn,linear --random-init --out runs/x/eval
+  sslight eval --checkpoint gs://b/ckpt/a,gs://b/ckpt/b --train /usr/share/datasets/fashion-mnist --train-split train \
+      --val /usr/share/datasets/fashion-mnist --val-split t10k --format idx --out gs://b/eval
+  sslight eval --checkpoint runs/x/dino_fmnist_sslight/pretrain --protocols detection --random-init \
+      --det-train runs/coco-fmnist --det-val runs/coco-fmnist --out runs/x/eval-det`
+
+func runEvalClassify(ctx context.Context, args []string) error {
+	fs := cli.NewPipelineFlagSet("eval", "--checkpoint URI[,URI...] --train SOURCE --val SOURCE --out URI [flags]", evalClassifyDescription)
+	ckpts := fs.String("checkpoint", "", "checkpoint folders or training output folders (newest checkpoint), comma-separated")
+	spec := evaluate.Spec{Finetune: finetune.DefaultConfig(), Detection: evaluate.DetectionSpec{Config: detect.DefaultConfig()}, Progress: os.Stderr}
+	fs.StringVar(&spec.Train, "train", "", "labelled source the kNN/linear/semi-supervised protocols train on")
+	fs.StringVar(&spec.Val, "val", "", "labelled validation source")
+	fs.StringVar(&spec.Format, "format", "", "source layout: imagenet, idx, folder, coco (default: the checkpoint config's DATA.FORMAT)")
+	fs.StringVar(&spec.TrainSplit, "train-split", "", "split of --train (idx: train; coco: train2017)")
+	fs.StringVar(&spec.ValSplit, "val-split", "", "split of --val (idx: t10k; coco: val2017)")
+	protocols := fs.String("protocols", "knn,linear", "comma-separated: knn, linear, semi1, semi10, detection")
+	job := evaluate.Checkpoints{}
+	fs.StringVar(&job.Out, "out", "", "where features, metrics and the report go")
+	fs.BoolVar(&job.RandomInit, "random-init", false, "also score the first checkpoint's architecture at random initialisation")
+	fs.BoolVar(&job.RawPixels, "raw-pixels", false, "also score the raw normalised pixels")
+	linearEpochs := fs.Int("linear-epochs", 0, "linear probe epochs (0: the mode's default, 30 fast / 100 reference)")
+	semi1List := fs.String("semi1-list", "", "semi1: the reference's subset list (semi_1percent.txt: one file name per line) instead of a class-stratified 1%")
+	semi10List := fs.String("semi10-list", "", "semi10: the reference's subset list (semi_10percent.txt) instead of a class-stratified 10%")
+	linearMode := fs.String("linear-mode", evaluate.LinearFast, "linear protocol: fast (precomputed features) or reference (augmented images every epoch)")
+	fs.IntVar(&spec.Finetune.Epochs, "finetune-epochs", spec.Finetune.Epochs, "semi-supervised fine-tuning epochs")
+	fs.Uint64Var(&spec.Seed, "seed", 0, "seed of subsets, shuffles and the random-init backbone")
+	det := &spec.Detection
+	fs.StringVar(&det.Train, "det-train", "", "detection: COCO-format root to fine-tune on (annotations/instances_<split>.json, <split>/)")
+	fs.StringVar(&det.Val, "det-val", "", "detection: COCO-format root to score on")
+	fs.StringVar(&det.TrainSplit, "det-train-split", "train", "detection: split of --det-train")
+	fs.StringVar(&det.ValSplit, "det-val-split", "val", "detection: split of --det-val")
+	fs.IntVar(&det.Size, "det-size", 0, "detection: square input size in px (0: the first training image's width)")
+	fs.IntVar(&det.Config.Epochs, "det-epochs", det.Config.Epochs, "detection: fine-tuning epochs")
+	fs.IntVar(&det.Config.BatchSize, "det-batch-size", det.Config.BatchSize, "detection: batch size")
+	fs.Float64Var(&det.Config.LR, "det-lr", det.Config.LR, "detection: peak learning rate (AdamW, cosine)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	spec.Protocols = strings.Split(*protocols, ",")
+	if *ckpts == "" || job.Out == "" || (evaluate.HasClassification(spec.Protocols) && (spec.Train == "" || spec.Val == "")) {
+		return errors.New("--checkpoint, --out and (for the classification protocols) --train and --val are required (see sslight eval --checkpoint X --help)")
+	}
+	spec.SemiLists = map[string]string{evaluate.ProtocolSemi1: *semi1List, evaluate.ProtocolSemi10: *semi10List}
+	if err := spec.SetLinear(*linearMode, *linearEpochs); err != nil {
+		return err
+	}
+	job.Dirs, job.Spec = strings.Split(*ckpts, ","), spec
+	rep, err := job.Report(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Print(report.Markdown(rep))
+	return nil
+}
 
 const evalCOCODescription = `Evaluate detections against COCO instances ground truth exactly as
 pycocotools' COCOeval does (evaluate, accumulate, summarize with the default
@@ -76,55 +168,16 @@ Example (a test scene of this repository):
    "per_category":[{"id":1,"name":"person","ap":0.3966},{"id":3,"name":"car","ap":0.4049},...]}
   (numbers shortened here; the report carries full double precision)`
 
-// cocoReport is the JSON written by `sslight eval coco`.
-type cocoReport struct {
-	Stats          []float64        `json:"stats"`
-	StatNames      []string         `json:"stat_names"`
-	IoUType        string           `json:"iou_type"`
-	GT             string           `json:"gt"`
-	DT             string           `json:"dt"`
-	Images         int              `json:"images"`
-	Categories     int              `json:"categories"`
-	GTAnnotations  int              `json:"gt_annotations"`
-	GTIgnored      int              `json:"gt_ignored"`
-	Results        int              `json:"results"`
-	ResultsIgnored int              `json:"results_ignored"`
-	PerCategory    []cocoCategoryAP `json:"per_category"`
-	Precision      *cocoArray       `json:"precision,omitempty"`
-	Recall         *cocoArray       `json:"recall,omitempty"`
-}
-
-type cocoCategoryAP struct {
-	ID   int64   `json:"id"`
-	Name string  `json:"name"`
-	AP   float64 `json:"ap"`
-}
-
-// cocoArray is an n-d array in the golden files' layout (row-major data).
-type cocoArray struct {
-	Shape []int     `json:"shape"`
-	Dtype string    `json:"dtype"`
-	Data  []float64 `json:"data"`
-}
-
 func runEvalCOCO(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("sslight eval coco", flag.ContinueOnError)
+	fs := cli.NewFlagSet("eval coco", "--gt GT.json --dt DT.json [--iou-type bbox|segm] [flags]", evalCOCODescription)
 	gtURI := fs.String("gt", "", "ground truth: a COCO instances JSON file (local path or gs://...)")
 	dtURI := fs.String("dt", "", "detections: a COCO result-list JSON file (local path or gs://...)")
 	iouName := fs.String("iou-type", "bbox", "what to overlap: bbox or segm")
 	out := fs.String("out", "", "write the JSON report here instead of stdout (local path or gs://...)")
 	arrays := fs.Bool("arrays", false, "include the full precision [T,R,K,A,M] and recall [T,K,A,M] arrays in the report")
 	quiet := fs.Bool("quiet", false, "do not print the summary table on stderr")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: sslight eval coco --gt GT.json --dt DT.json [--iou-type bbox|segm] [flags]\n\n%s\n\nFlags:\n", evalCOCODescription)
-		printFlags(w, fs, func(*flag.Flag) bool { return true })
-	}
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags go before it; see --help)", fs.Arg(0))
 	}
 	if *gtURI == "" || *dtURI == "" {
 		return errors.New("--gt and --dt are required (see sslight eval coco --help)")
@@ -134,51 +187,9 @@ func runEvalCOCO(ctx context.Context, args []string) error {
 		return fmt.Errorf("--iou-type: %w", err)
 	}
 
-	gtFile, err := storage.Open(ctx, *gtURI)
+	e, rep, err := cocoeval.EvaluateFiles(ctx, *gtURI, *dtURI, iou, *arrays)
 	if err != nil {
 		return err
-	}
-	gt, err := cocoeval.LoadGroundTruth(gtFile, *gtURI)
-	gtFile.Close()
-	if err != nil {
-		return err
-	}
-	if iou == cocoeval.IoUSegm {
-		// Ground-truth mask problems surface before the results are read.
-		if err := gt.PrepareMasks(); err != nil {
-			return err
-		}
-	}
-	dtFile, err := storage.Open(ctx, *dtURI)
-	if err != nil {
-		return err
-	}
-	dt, err := cocoeval.ReadResults(dtFile, *dtURI, gt, iou)
-	dtFile.Close()
-	if err != nil {
-		return err
-	}
-	e, err := cocoeval.Evaluate(ctx, gt, dt, cocoeval.DefaultParams(iou))
-	if err != nil {
-		return err
-	}
-
-	rep := cocoReport{
-		Stats: e.Stats, StatNames: cocoeval.StatNames, IoUType: string(iou),
-		GT: *gtURI, DT: *dtURI,
-		Images: len(gt.Images()), Categories: len(gt.Categories()),
-		GTAnnotations: gt.NumAnnotations(), GTIgnored: gt.IgnoredAnnotations(),
-		Results: dt.NumResults(), ResultsIgnored: dt.IgnoredResults(),
-		PerCategory: make([]cocoCategoryAP, len(gt.Categories())),
-	}
-	for k, c := range gt.Categories() {
-		rep.PerCategory[k] = cocoCategoryAP{ID: c.ID, Name: c.Name, AP: e.CategoryAP(k)}
-	}
-	if *arrays {
-		p := e.Params
-		T, R, K, A, M := len(p.IoUThresholds), len(p.RecallThresholds), len(e.CategoryIDs), len(p.AreaRanges), len(p.MaxDets)
-		rep.Precision = &cocoArray{Shape: []int{T, R, K, A, M}, Dtype: "float64", Data: e.Precision}
-		rep.Recall = &cocoArray{Shape: []int{T, K, A, M}, Dtype: "float64", Data: e.Recall}
 	}
 	b, err := json.Marshal(rep)
 	if err != nil {
@@ -186,36 +197,13 @@ func runEvalCOCO(ctx context.Context, args []string) error {
 	}
 	b = append(b, '\n')
 	if !*quiet {
-		writeCOCOTable(os.Stderr, e)
+		if err := cocoeval.WriteTable(os.Stderr, e); err != nil {
+			return err
+		}
 	}
 	if *out != "" {
 		return storage.WriteFile(ctx, *out, b)
 	}
 	_, err = os.Stdout.Write(b)
 	return err
-}
-
-// writeCOCOTable prints the 12 statistics in the layout pycocotools'
-// summarize() prints, which people grep logs for.
-func writeCOCOTable(w io.Writer, e *cocoeval.Eval) {
-	rows := []struct {
-		ap     bool
-		iou    string
-		area   string
-		maxDet int
-	}{
-		{true, "0.50:0.95", "all", 100}, {true, "0.50", "all", 100}, {true, "0.75", "all", 100},
-		{true, "0.50:0.95", "small", 100}, {true, "0.50:0.95", "medium", 100}, {true, "0.50:0.95", "large", 100},
-		{false, "0.50:0.95", "all", 1}, {false, "0.50:0.95", "all", 10}, {false, "0.50:0.95", "all", 100},
-		{false, "0.50:0.95", "small", 100}, {false, "0.50:0.95", "medium", 100}, {false, "0.50:0.95", "large", 100},
-	}
-	var b strings.Builder
-	for i, r := range rows {
-		title, kind := "Average Precision", "(AP)"
-		if !r.ap {
-			title, kind = "Average Recall", "(AR)"
-		}
-		fmt.Fprintf(&b, " %-18s %s @[ IoU=%-9s | area=%6s | maxDets=%3d ] = %.3f\n", title, kind, r.iou, r.area, r.maxDet, e.Stats[i])
-	}
-	io.WriteString(w, b.String())
 }

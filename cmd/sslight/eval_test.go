@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
 )
 
 func goldenCOCOCase(name string) string {
@@ -42,7 +44,7 @@ func TestEvalCOCOCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rep cocoReport
+		var rep cocoeval.Report
 		if err := json.Unmarshal(b, &rep); err != nil {
 			t.Fatal(err)
 		}

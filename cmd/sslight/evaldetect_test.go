@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/sinks/coco"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/safetensors"
@@ -151,10 +152,10 @@ func TestEvalDetectionProtocol(t *testing.T) {
 				t.Errorf("%s: %s = %v (present %v)", r.Name, k, v, ok)
 			}
 		}
-		if r.Arch != "resnet18" || !strings.Contains(r.Protocols[protoDetection], "output stride 4") || r.Seconds[protoDetection] <= 0 {
-			t.Errorf("%s: arch %q, protocol %q, seconds %v", r.Name, r.Arch, r.Protocols[protoDetection], r.Seconds)
+		if r.Arch != "resnet18" || !strings.Contains(r.Protocols[evaluate.ProtocolDetection], "output stride 4") || r.Seconds[evaluate.ProtocolDetection] <= 0 {
+			t.Errorf("%s: arch %q, protocol %q, seconds %v", r.Name, r.Arch, r.Protocols[evaluate.ProtocolDetection], r.Seconds)
 		}
-		res, err := os.ReadFile(filepath.Join(out, "detection", slug(r.Name), "detections.json"))
+		res, err := os.ReadFile(evaluate.DetectionsFile(out, r.Name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,8 @@
 // self-supervised learning (SSLight, ICLR 2023) over Apache Beam pipelines.
 //
 // Every sub-command lives in its own file and registers itself in init() with
-// register; main dispatches on the first argument.
+// register; main dispatches on the first argument. A command file does
+// flags → options → one call into the packages that do the work → print.
 package main
 
 import (
@@ -15,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/sslight-go/sslight/internal/profiling"
 )
 
 // command is one sub-command of the sslight binary.
@@ -67,7 +70,7 @@ func main() {
 	// Prism logs every job step at INFO through slog; keep the terminal for
 	// progress and results unless the user asks (SSLIGHT_LOG=info|debug).
 	level := slog.LevelWarn
-	if err := level.UnmarshalText([]byte(os.Getenv("SSLIGHT_LOG"))); err != nil || os.Getenv("SSLIGHT_LOG") == "" {
+	if err := level.UnmarshalText([]byte(os.Getenv("SSLIGHT_LOG"))); err != nil {
 		level = slog.LevelWarn
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
@@ -86,7 +89,7 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	stopProfiles := startProfiles()
+	stopProfiles := profiling.Start(os.Stderr)
 	err := c.run(context.Background(), args[1:])
 	stopProfiles()
 	if err != nil {

@@ -9,15 +9,12 @@ import (
 	"strings"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/internal/cli"
 	"github.com/sslight-go/sslight/pipelines/prepare"
 )
 
 func init() {
-	register(&command{
-		name:    "prepare",
-		summary: "Beam pipeline: list a bucket or folder, decode, multi-crop, write training shards",
-		run:     runPrepare,
-	})
+	register(&command{name: "prepare", summary: "Beam pipeline: list a bucket or folder, decode, multi-crop, write training shards", run: runPrepare})
 }
 
 const prepareDescription = `Prepare multi-crop training shards with a Beam pipeline.
@@ -47,7 +44,7 @@ Examples:
       --staging_location=gs://bucket/stg --temp_location=gs://bucket/tmp`
 
 func runPrepare(ctx context.Context, args []string) error {
-	fs := newPipelineFlagSet("prepare", "--config FILE --source URI --out URI [flags]", prepareDescription)
+	fs := cli.NewPipelineFlagSet("prepare", "--config FILE --source URI --out URI [flags]", prepareDescription)
 	cfgPath := fs.String("config", "", "SSLight-schema YAML file, or a preset name ("+strings.Join(configs.PresetNames(), ", ")+")")
 	src := fs.String("source", "", "data root: a local folder or gs://bucket/prefix (default DATA.PATH_TO_DATA_DIR)")
 	out := fs.String("out", "", "output root for shards and manifest: a local folder or gs://bucket/prefix")
@@ -60,16 +57,16 @@ func runPrepare(ctx context.Context, args []string) error {
 	limit := fs.Int("limit", 0, "prepare only the first N listed inputs (0 = all); for quick trials")
 	workers := fs.Int("workers", 0, "decode/augment goroutines per shard (0 = 2×GOMAXPROCS)")
 	overwrite := fs.Bool("overwrite", false, "allow --out to hold a manifest of another configuration")
-	var sets multiFlag
+	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set MULTI_VIEWS_TRANSFORMS.LOCAL_CROP_SIZE=96")
 	quiet := fs.Bool("quiet", false, "no progress display")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *cfgPath == "" || *out == "" {
 		return fmt.Errorf("--config and --out are required (see sslight prepare --help)")
 	}
-	cfg, err := loadConfig(*cfgPath, sets)
+	cfg, err := loadConfig(*cfgPath, sets, "DATA.FORMAT", *format, "DATA.SHARD_SIZE_MB", strconv.Itoa(*shardMB))
 	if err != nil {
 		return err
 	}
@@ -87,30 +84,11 @@ func runPrepare(ctx context.Context, args []string) error {
 	if *src == "" {
 		*src = cfg.Data.PathToDataDir
 	}
-	if *format != "" {
-		if err := cfg.Set("DATA.FORMAT", *format); err != nil {
-			return err
-		}
-	}
-	if *shardMB > 0 {
-		if err := cfg.Set("DATA.SHARD_SIZE_MB", strconv.Itoa(*shardMB)); err != nil {
-			return err
-		}
-	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	opts := prepare.Options{
-		Config:     cfg,
-		Source:     *src,
-		Out:        *out,
-		Split:      *split,
-		SubsetFile: *subset,
-		Epochs:     *epochs,
-		Limit:      *limit,
-		Workers:    *workers,
-		Overwrite:  *overwrite,
-	}
+	opts := prepare.Options{Config: cfg, Source: *src, Out: *out, Split: *split, SubsetFile: *subset, Epochs: *epochs, Limit: *limit,
+		Workers: *workers, Overwrite: *overwrite}
 	if !*quiet {
 		opts.Progress = os.Stderr
 	}
@@ -126,9 +104,3 @@ func runPrepare(ctx context.Context, args []string) error {
 	}
 	return nil
 }
-
-// multiFlag collects a repeatable string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

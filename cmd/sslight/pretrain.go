@@ -11,17 +11,13 @@ import (
 	"syscall"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/internal/cli"
 	"github.com/sslight-go/sslight/pipelines/evaluate"
-	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer"
 )
 
 func init() {
-	register(&command{
-		name:    "pretrain",
-		summary: "self-supervised pre-training (DINO, SwAV or MoCo-v2; baseline or SSLight settings) on prepared shards",
-		run:     runPretrain,
-	})
+	register(&command{name: "pretrain", summary: "self-supervised pre-training (DINO, SwAV or MoCo-v2; baseline or SSLight settings) on prepared shards", run: runPretrain})
 }
 
 const pretrainDescription = `Pre-train a backbone with self-supervised learning on the shards that
@@ -57,18 +53,14 @@ When it runs more epochs than were prepared, epoch e reuses prepared epoch
 e mod P (in a new order) and says so.
 
 Writes under --out:
-  checkpoints/step-NNNNNNNN/checkpoint.safetensors  every network (student.,
-                                                    DINO's teacher., MoCo's key.),
-                                                    optimizer state, loss state
-                                                    (DINO center, swav.queue,
-                                                    moco.queue): what resume needs
-  checkpoints/step-NNNNNNNN/backbone.safetensors    student backbone, torchvision /
-                                                    timm names (load strict=True)
-  checkpoints/step-NNNNNNNN/meta.json               epoch, step, config hash, ...
-  metrics.jsonl                                     loss, lr, wd, EMA momentum,
-                                                    DINO's teacher temperature,
-                                                    images/s (sup_loss, sup_accu)
-  summary.json                                      the run at a glance
+  checkpoints/step-NNNNNNNN/
+    checkpoint.safetensors  every network (student., DINO's teacher., MoCo's key.), optimizer
+                            and loss state (DINO center, swav.queue, moco.queue): what resume needs
+    backbone.safetensors    student backbone, torchvision / timm names (load strict=True)
+    meta.json               epoch, step, config hash, ...
+  metrics.jsonl             loss, lr, wd, EMA momentum, DINO's teacher temperature, images/s
+                            (sup_loss, sup_accu)
+  summary.json              the run at a glance
 
 A checkpoint is written every TRAIN.CHECKPOINT_PERIOD epochs, after the last
 epoch, and on SIGINT/SIGTERM (Ctrl-C). --resume continues from the newest one
@@ -83,12 +75,11 @@ Examples:
                    --out runs/fmnist/shards --epochs 5
   sslight pretrain --config dino_fmnist_sslight --shards runs/fmnist/shards --out runs/fmnist/dino
   sslight pretrain --config dino_fmnist_sslight --shards runs/fmnist/shards --out runs/fmnist/dino --resume
-  sslight prepare  --config moco_cnn_sslight --format imagenet --source /data/imagenet/train --out /data/moco-shards
   sslight pretrain --config moco_cnn_sslight --shards /data/moco-shards --out runs/moco
   sslight pretrain --config swav_cnn_sslight --shards /data/swav-shards --out runs/swav --set SWAV.EPOCH_QUEUE_STARTS=5`
 
 func runPretrain(ctx context.Context, args []string) error {
-	fs := newFlagSet("pretrain", "--config FILE --shards URI --out URI [flags]", pretrainDescription)
+	fs := cli.NewFlagSet("pretrain", "--config FILE --shards URI --out URI [flags]", pretrainDescription)
 	cfgPath := fs.String("config", "", "SSLight-schema YAML file, or a preset name ("+strings.Join(configs.PresetNames(), ", ")+")")
 	shards := fs.String("shards", "", "the prepare run's --out (holding manifest.json): a local folder or gs://bucket/prefix; several, comma-separated, train together")
 	initFrom := fs.String("init-from", "", "start from this checkpoint folder (same SSL_METHOD): weights, optimiser state and loss state (DINO center, SwAV/MoCo queue), with a fresh schedule")
@@ -100,7 +91,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	maxSteps := fs.Int("max-steps", 0, "stop after this many steps with a checkpoint (0 = run to the end); for trials")
 	buffer := fs.Int("shuffle-buffer", 4096, "samples held in the shuffle buffer")
 	skipBad := fs.Bool("skip-bad-shards", false, "verify each shard before an epoch uses it (CRC32C, sizes, view shapes; reads it twice) and go on without bad ones, listed in summary.json, instead of stopping")
-	var sets multiFlag
+	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set SOLVER.BASE_LR=0.3")
 	knnTrain := fs.String("knn-train", "", "online kNN monitor: labelled source whose features are the neighbours (with --knn-val)")
 	knnVal := fs.String("knn-val", "", "online kNN monitor: labelled held-out source scored after every checkpointed epoch (TRAIN.CHECKPOINT_PERIOD)")
@@ -108,7 +99,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	knnTrainSplit := fs.String("knn-train-split", "", "split of --knn-train (idx: train)")
 	knnValSplit := fs.String("knn-val-split", "", "split of --knn-val (idx: t10k)")
 	quiet := fs.Bool("quiet", false, "no progress display")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *shards == "" || *out == "" {
@@ -129,30 +120,12 @@ func runPretrain(ctx context.Context, args []string) error {
 		return errors.New("--knn-train and --knn-val go together")
 	}
 	if *knnTrain != "" {
-		o.Monitor = func(ctx context.Context, ckpt string, epoch int) (map[string]float64, error) {
-			spec := evalSpec{Train: *knnTrain, Val: *knnVal, Format: *knnFormat, TrainSplit: *knnTrainSplit, ValSplit: *knnValSplit, Protocols: []string{protoKNN}, Seed: uint64(cfg.Seed)}
-			mon := storage.Join(*out, "monitor", fmt.Sprintf("epoch-%04d", epoch))
-			rows, err := evaluateModels(ctx, []evalModel{{Name: "student", Checkpoint: ckpt, Config: cfg}}, spec, mon)
-			if err != nil {
-				return nil, err
-			}
-			res := map[string]float64{"knn_top1": rows[0].Metrics["knn_top1"]}
-			line := fmt.Sprintf("online kNN top-1 %.2f%%", res["knn_top1"])
-			if cfg.Train.JointLinearProbe {
-				// The joint probe on the same validation features, as the
-				// reference's knn_validate scores it.
-				dim, x, labels, _, err := evaluate.LoadFeatures(ctx, storage.Join(mon, "features", slug("student"), "val"))
-				if err != nil {
-					return nil, err
-				}
-				if res["probe_top1"], err = trainer.ProbeAccuracy(ctx, ckpt, dim, x, labels); err != nil {
-					return nil, err
-				}
-				line += fmt.Sprintf(", joint linear probe top-1 %.2f%%", res["probe_top1"])
-			}
-			fmt.Fprintf(os.Stderr, "\npretrain: epoch %d: %s\n", epoch+1, line)
-			return res, nil
+		mon := evaluate.Monitor{Spec: evaluate.Spec{Train: *knnTrain, Val: *knnVal, Format: *knnFormat, TrainSplit: *knnTrainSplit, ValSplit: *knnValSplit},
+			Config: cfg, Out: *out, Log: os.Stderr}
+		if cfg.Train.JointLinearProbe {
+			mon.Probe = trainer.ProbeAccuracy
 		}
+		o.Monitor = mon.Score
 	}
 	sum, err := trainer.Run(ctx, o)
 	if sum != nil {

@@ -11,16 +11,16 @@ import (
 	"time"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/internal/cli"
+	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/pipelines/retrain"
+	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer"
+	"github.com/sslight-go/sslight/trainer/eval"
 )
 
 func init() {
-	register(&command{
-		name:    "retrain",
-		summary: "scheduled re-pre-training: prepare only new/changed objects, continue training, re-evaluate",
-		run:     runRetrain,
-	})
+	register(&command{name: "retrain", summary: "scheduled re-pre-training: prepare only new/changed objects, continue training, re-evaluate", run: runRetrain})
 }
 
 const retrainDescription = `Re-pre-train when new images land in the bucket.
@@ -48,7 +48,7 @@ Examples:
   sslight retrain --config dino_fmnist_sslight --source runs/bucket/train --state runs/retrain --every 1h`
 
 func runRetrain(ctx context.Context, args []string) error {
-	fs := newPipelineFlagSet("retrain", "--config FILE --source URI --state URI (--once | --every DURATION) [flags]", retrainDescription)
+	fs := cli.NewPipelineFlagSet("retrain", "--config FILE --source URI --state URI (--once | --every DURATION) [flags]", retrainDescription)
 	cfgPath := fs.String("config", "", "SSLight-schema YAML file, or a preset name ("+strings.Join(configs.PresetNames(), ", ")+")")
 	src := fs.String("source", "", "the bucket or folder to watch (DATA.FORMAT layout)")
 	state := fs.String("state", "", "where the retrain state, shards, checkpoints and history live (local folder or gs://)")
@@ -60,9 +60,9 @@ func runRetrain(ctx context.Context, args []string) error {
 	format := fs.String("format", "", "source layout (default DATA.FORMAT)")
 	evalTrain := fs.String("eval-train", "", "labelled source for the kNN/linear evaluation's train side (optional)")
 	evalVal := fs.String("eval-val", "", "labelled source for the evaluation's validation side (optional)")
-	var sets multiFlag
+	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable)")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *src == "" || *state == "" {
@@ -71,14 +71,9 @@ func runRetrain(ctx context.Context, args []string) error {
 	if *once == (*every > 0) {
 		return errors.New("pass exactly one of --once and --every DURATION")
 	}
-	cfg, err := loadConfig(*cfgPath, sets)
+	cfg, err := loadConfig(*cfgPath, sets, "DATA.FORMAT", *format)
 	if err != nil {
 		return err
-	}
-	if *format != "" {
-		if err := cfg.Set("DATA.FORMAT", *format); err != nil {
-			return err
-		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -99,8 +94,15 @@ func runRetrain(ctx context.Context, args []string) error {
 		return errors.New("--eval-train and --eval-val go together")
 	}
 	if *evalTrain != "" {
+		// kNN and the fast linear probe of every new checkpoint.
+		spec := evaluate.Spec{Train: *evalTrain, Val: *evalVal, Protocols: []string{evaluate.ProtocolKNN, evaluate.ProtocolLinear},
+			Seed: uint64(cfg.Seed), Linear: eval.DefaultLinearConfig(), Progress: os.Stderr}
 		opts.Evaluate = func(ctx context.Context, ckpt string) (map[string]float64, error) {
-			return evaluateCheckpoint(ctx, cfg, ckpt, *evalTrain, *evalVal, storageJoinState(*state, "eval"))
+			rows, err := evaluate.Models(ctx, []evaluate.Model{{Name: "checkpoint", Checkpoint: ckpt, Config: cfg}}, spec, storage.Join(*state, "eval"))
+			if err != nil {
+				return nil, err
+			}
+			return rows[0].Metrics, nil
 		}
 	}
 	for {

@@ -19,6 +19,14 @@
 //	features.json                              the index (sinks/features.Index), written last
 //	dead-letter.jsonl                          every input without a feature vector, with the reason
 //	listing.jsonl, summary.json                the listed inputs; counts and timings of the run
+//
+// Models is the evaluation as a whole, what `sslight eval`, `run`,
+// `retrain` and the pre-training monitor call: it extracts every model's
+// features and scores them with the paper's protocols (the math is
+// trainer/eval's, trainer/finetune's and trainer/detect's), one file per
+// concern — knn.go, linear.go (fast and the reference's), semi.go (1% /
+// 10% fine-tuning), detection.go (COCO box AP) — and report.go names the
+// models and writes the report files and accuracy.png.
 package evaluate
 
 import (
@@ -171,8 +179,8 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	view := transforms.EvalView{Size: cfg.MultiViewsTransforms.GlobalCropSize,
-		Mean: meanStd(cfg.Data.Mean), Std: meanStd(cfg.Data.Std), PixelLimit: cfg.Data.PixelLimit}
+	view := transforms.EvalView{Size: cfg.MultiViewsTransforms.GlobalCropSize, PixelLimit: cfg.Data.PixelLimit}
+	view.Mean, view.Std = cfg.Data.MeanStd32()
 	if err := view.Validate(); err != nil {
 		return nil, fmt.Errorf("evaluate: config: %w", err)
 	}
@@ -342,19 +350,4 @@ func LoadFeatures(ctx context.Context, out string) (dim int, X []float32, labels
 		labels[i] = int(l)
 	}
 	return all.Dim, all.X, labels, all.Keys, nil
-}
-
-// meanStd turns DATA.MEAN / DATA.STD into three float32 values, repeating
-// the last one for a shorter list, as the trainer does.
-func meanStd(v []float64) [3]float32 {
-	var out [3]float32
-	for i := range out {
-		switch {
-		case i < len(v):
-			out[i] = float32(v[i])
-		case len(v) > 0:
-			out[i] = float32(v[len(v)-1])
-		}
-	}
-	return out
 }

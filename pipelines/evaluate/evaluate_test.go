@@ -140,7 +140,8 @@ func evalTensor(t *testing.T, img *augment.Image, cfg *configs.Config) []float32
 		t.Fatal(err)
 	}
 	x := make([]float32, 3*s*s)
-	if err := augment.ToTensorNormalize(x, &view, meanStd(cfg.Data.Mean), meanStd(cfg.Data.Std)); err != nil {
+	mean, std := cfg.Data.MeanStd32()
+	if err := augment.ToTensorNormalize(x, &view, mean, std); err != nil {
 		t.Fatal(err)
 	}
 	return x

@@ -22,6 +22,6 @@
 // branch, so segm AP is not part of the protocol.
 //
 // Images are held in memory as 8-bit RGB at the input size, which suits
-// the small synthetic sets of sinks/coco/synth (1000 images of 96 px take
+// the small synthetic sets of internal/datasets/cocosynth (1000 images of 96 px take
 // 28 MB).
 package detect

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sslight-go/sslight/sinks/coco/synth"
+	"github.com/sslight-go/sslight/internal/datasets/cocosynth"
 	"github.com/sslight-go/sslight/sinks/idx"
 	"github.com/sslight-go/sslight/trainer/backbone"
 )
@@ -19,8 +19,8 @@ import (
 var fashionClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
 // fixtureItems reads the first three t10k items of every Fashion-MNIST
-// class (testdata/items-*, a copy of sinks/coco/synth's fixture).
-func fixtureItems(t testing.TB) synth.Items {
+// class (testdata/items-*, a copy of internal/datasets/cocosynth's fixture).
+func fixtureItems(t testing.TB) cocosynth.Items {
 	t.Helper()
 	open := func(name string) []byte {
 		b, err := os.ReadFile("testdata/" + name)
@@ -49,16 +49,16 @@ func fixtureItems(t testing.TB) synth.Items {
 	for i := 0; i < im.N; i++ {
 		pix = append(pix, im.Record(i)...)
 	}
-	return synth.Items{N: im.N, H: im.H, W: im.W, Pix: pix, Labels: lb, Classes: fashionClasses}
+	return cocosynth.Items{N: im.N, H: im.H, W: im.W, Pix: pix, Labels: lb, Classes: fashionClasses}
 }
 
 // synthSet generates a split and converts it to a Set with the standard
 // library's PNG decoder (gray replicated to RGB).
-func synthSet(t testing.TB, items synth.Items, split string, n, canvas int, seed uint64) (*Set, *synth.Set) {
+func synthSet(t testing.TB, items cocosynth.Items, split string, n, canvas int, seed uint64) (*Set, *cocosynth.Set) {
 	t.Helper()
-	cfg := synth.DefaultConfig()
+	cfg := cocosynth.DefaultConfig()
 	cfg.Images, cfg.Canvas, cfg.Seed, cfg.Split = n, canvas, seed, split
-	gen, err := synth.Generate(items, cfg)
+	gen, err := cocosynth.Generate(items, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

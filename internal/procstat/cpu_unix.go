@@ -1,11 +1,11 @@
 //go:build unix
 
-package main
+package procstat
 
 import "syscall"
 
-// cpuSeconds is the CPU time (user + system) the process has used so far.
-func cpuSeconds() float64 {
+// CPUSeconds is the CPU time (user + system) the process has used so far.
+func CPUSeconds() float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

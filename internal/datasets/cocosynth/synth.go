@@ -1,4 +1,4 @@
-// Package synth generates a small but real COCO-format detection and
+// Package cocosynth generates a small but real COCO-format detection and
 // instance-segmentation data set from the items of an MNIST-style data set
 // (Fashion-MNIST): every image is a dark, noisy canvas with one to a few
 // items pasted on it, and every item is an annotated object with a box, a
@@ -20,7 +20,7 @@
 // edges, one polygon per 4-connected part, so pycocotools rasterises it back
 // to the mask pixel for pixel, and the annotation's area is the mask's pixel
 // count. The box is the mask's tight box.
-package synth
+package cocosynth
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ import (
 )
 
 // ErrInput marks invalid arguments.
-var ErrInput = errors.New("synth: invalid input")
+var ErrInput = errors.New("cocosynth: invalid input")
 
 // MaskThreshold is the scaled item intensity (0–255) from which a pixel
 // belongs to the object: above the canvas noise, below the faint rim most
@@ -160,7 +160,7 @@ func Generate(items Items, cfg Config) (*Set, error) {
 		var buf bytes.Buffer
 		g := &image.Gray{Pix: canvas, Stride: cfg.Canvas, Rect: image.Rect(0, 0, cfg.Canvas, cfg.Canvas)}
 		if err := enc.Encode(&buf, g); err != nil {
-			return nil, fmt.Errorf("synth: encode image %d: %w", id, err)
+			return nil, fmt.Errorf("cocosynth: encode image %d: %w", id, err)
 		}
 		im := coco.Image{ID: id, Width: cfg.Canvas, Height: cfg.Canvas, FileName: fmt.Sprintf("%012d.png", id)}
 		d.Images = append(d.Images, im)

@@ -1,4 +1,4 @@
-package synth
+package cocosynth
 
 // mask is a binary image, row-major: m.Pix[y*m.W+x] is pixel (x, y).
 type mask struct {

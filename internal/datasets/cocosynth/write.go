@@ -1,4 +1,4 @@
-package synth
+package cocosynth
 
 import (
 	"context"
@@ -17,7 +17,7 @@ func AnnotationsPath(split string) string { return "annotations/instances_" + sp
 func (s *Set) AnnotationsJSON() ([]byte, error) {
 	b, err := json.Marshal(s.Dataset)
 	if err != nil {
-		return nil, fmt.Errorf("synth: encode the annotations of split %s: %w", s.Split, err)
+		return nil, fmt.Errorf("cocosynth: encode the annotations of split %s: %w", s.Split, err)
 	}
 	return append(b, '\n'), nil
 }
@@ -30,7 +30,7 @@ func (s *Set) Write(ctx context.Context, root string) error {
 	for i, im := range s.Dataset.Images {
 		uri := storage.Join(root, s.Split, im.FileName)
 		if err := storage.WriteFile(ctx, uri, s.PNG[i]); err != nil {
-			return fmt.Errorf("synth: write %s: %w", uri, err)
+			return fmt.Errorf("cocosynth: write %s: %w", uri, err)
 		}
 	}
 	b, err := s.AnnotationsJSON()
@@ -39,7 +39,7 @@ func (s *Set) Write(ctx context.Context, root string) error {
 	}
 	uri := storage.Join(root, AnnotationsPath(s.Split))
 	if err := storage.WriteFile(ctx, uri, b); err != nil {
-		return fmt.Errorf("synth: write %s: %w", uri, err)
+		return fmt.Errorf("cocosynth: write %s: %w", uri, err)
 	}
 	return nil
 }
