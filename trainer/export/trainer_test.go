@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sslight-go/sslight/configs"
@@ -206,11 +207,14 @@ func TestExportTrainedCheckpoints(t *testing.T) {
 			t.Errorf("%s: %+v", pc.Name, r)
 			continue
 		}
-		for name := range pc.Expected {
-			if rel := r.Relative[name]; rel > 1e-4 || r.RelativeBatch1[name] > 1e-4 {
-				t.Errorf("%s: %s differs from sslight's by %.3g (batch of 1: %.3g), want ≤ 1e-4", pc.Name, name, rel, r.RelativeBatch1[name])
+		var report []string
+		for _, name := range sortedKeys(pc.Expected) {
+			rel, ok := r.Relative[name]
+			if !ok || rel > 1e-4 || r.RelativeBatch1[name] > 1e-4 {
+				t.Errorf("%s: %s differs from sslight's by %.3g (batch of 1: %.3g; ok %v), want ≤ 1e-4", pc.Name, name, rel, r.RelativeBatch1[name], ok)
 			}
+			report = append(report, fmt.Sprintf("%s %.2g", name, rel))
 		}
-		t.Logf("%-14s OpenCV vs sslight, relative: %v", pc.Name, r.Relative)
+		t.Logf("%-14s OpenCV vs sslight, relative: %s", pc.Name, strings.Join(report, ", "))
 	}
 }
