@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/sslight-go/sslight/internal/procstat"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
@@ -162,7 +160,7 @@ func (rec *recorder) summary() *Summary {
 	}
 	s.FinalLoss = rec.meta.LastLoss
 	s.StepsPerEpoch = append([]int(nil), rec.meta.StepsPerEpoch...)
-	s.PeakRSSMB = peakRSSMB()
+	s.PeakRSSMB = procstat.PeakRSSMiB()
 	s.Done = rec.meta.Epoch >= rec.epochs
 	rec.prog.done()
 	return s
@@ -214,19 +212,3 @@ func plotCurves(ctx context.Context, out string, records []MetricsRecord) error 
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// peakRSSMB reads the process's peak resident set (VmHWM) on Linux; 0
-// elsewhere.
-func peakRSSMB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}

@@ -83,7 +83,7 @@ func newRun(ctx context.Context, o Options) (*run, error) {
 		return nil, err
 	}
 	r.startStep = r.meta.Step
-	r.loader = newLoader(geo, r.batch, NewNormalizer(meanStd(cfg.Data.Mean), meanStd(cfg.Data.Std)))
+	r.loader = newLoader(geo, r.batch, NewNormalizer(cfg.Data.MeanStd()))
 	return r, nil
 }
 
@@ -313,16 +313,4 @@ func checkShardsConfig(cfg *configs.Config, man *manifest.Manifest, allow bool) 
 		return fmt.Errorf("the shards were prepared with other augmentation settings (MULTI_VIEWS_TRANSFORMS/DATA hash %s, this config %s): re-run sslight prepare with this config, or pass --allow-config-mismatch", a[:12], b[:12])
 	}
 	return nil
-}
-
-func meanStd(v []float64) [3]float64 {
-	var out [3]float64
-	for i := range out {
-		if i < len(v) {
-			out[i] = v[i]
-		} else if len(v) > 0 {
-			out[i] = v[len(v)-1]
-		}
-	}
-	return out
 }
