@@ -18,8 +18,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/infra/gcsemu"
 	"github.com/sslight-go/sslight/pipelines/prepare"
-	"github.com/sslight-go/sslight/sinks/gcsemu"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"

@@ -12,7 +12,7 @@ import (
 
 	gcs "cloud.google.com/go/storage"
 
-	"github.com/sslight-go/sslight/sinks/internal/gcstest"
+	"github.com/sslight-go/sslight/infra/gcsemu/gcsemutest"
 )
 
 func TestCRC32CKnownVectors(t *testing.T) {
@@ -202,7 +202,7 @@ func TestMemfs(t *testing.T) {
 }
 
 func TestNotExistAcrossSchemes(t *testing.T) {
-	gcstest.Start(t, "bucket")
+	gcsemutest.Start(t, "bucket")
 	ctx := context.Background()
 	for _, uri := range []string{filepath.Join(t.TempDir(), "nope"), "memfs://nope/nope", "gs://bucket/nope"} {
 		if _, err := ReadFile(ctx, uri); !errors.Is(err, fs.ErrNotExist) {
@@ -218,7 +218,7 @@ func TestNotExistAcrossSchemes(t *testing.T) {
 }
 
 func TestGCSAtomicWrite(t *testing.T) {
-	srv := gcstest.Start(t, "bucket")
+	srv := gcsemutest.Start(t, "bucket")
 	ctx := context.Background()
 	small := []byte("small object")
 	big := bytes.Repeat([]byte("0123456789abcdef"), (17<<20)/16) // over the 16 MiB chunk: a resumable upload
@@ -295,7 +295,7 @@ func TestCheckObject(t *testing.T) {
 }
 
 func TestGCSAbortBeforeAnyWrite(t *testing.T) {
-	srv := gcstest.Start(t, "bucket")
+	srv := gcsemutest.Start(t, "bucket")
 	w, err := Create(context.Background(), "gs://bucket/never")
 	if err != nil {
 		t.Fatal(err)
