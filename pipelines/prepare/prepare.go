@@ -27,6 +27,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/manifest"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/transforms"
+	"github.com/sslight-go/sslight/transforms/beamfs"
 	"github.com/sslight-go/sslight/transforms/source"
 )
 
@@ -136,7 +137,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 
 	p, s := beam.NewPipelineWithRoot()
-	lines := textio.Read(s, listingURI)
+	lines := textio.Read(s, beamfs.Path(listingURI))
 	infos, dead := transforms.MultiCropShards(s, lines,
 		&transforms.AssignShardsFn{Epochs: opts.Epochs, ShardsPerEpoch: shardsPerEpoch, Seed: seed},
 		&transforms.WriteShardsFn{Builder: transforms.ShardBuilder{
