@@ -5,7 +5,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,26 @@ import (
 	"github.com/sslight-go/sslight/infra/gcsemu/gcsemutest"
 	"github.com/sslight-go/sslight/sinks/storage"
 )
+
+// putPhotos stores photoTree's files under gs://bucket/photos/ in the
+// emulator directly and returns the keys that must be dead-lettered.
+func putPhotos(t *testing.T, srv *fakestorage.Server) []string {
+	t.Helper()
+	root, wantDead := photoTree(t)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bucket", Name: "photos/" + filepath.ToSlash(rel)}, Content: b})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wantDead
+}
 
 // TestExtractGCSUnderFaults extracts random-init features of the photo set
 // from gs:// to gs:// behind a proxy injecting each kind of fault into a
@@ -29,19 +51,7 @@ func TestExtractGCSUnderFaults(t *testing.T) {
 	t.Cleanup(func() { storage.SetPolicy(old) })
 	ctx := context.Background()
 	proxy := gcsemutest.StartFaulty(t, 13, "bucket")
-	root, wantDead := photoTree(t)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(root, p)
-		proxy.Server.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bucket", Name: "photos/" + filepath.ToSlash(rel)}, Content: b})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wantDead := putPhotos(t, proxy.Server)
 	cfg := fmnistConfig(t)
 	cfg.Seed = 7
 	type result struct {
@@ -87,5 +97,51 @@ func TestExtractGCSUnderFaults(t *testing.T) {
 				t.Error("no fault was injected: the test tested nothing")
 			}
 		})
+	}
+}
+
+// TestExtractGCSPermanentFailure: a photo that always answers 503 is a
+// "read" dead letter whose error names the attempts, the limit and the
+// last error; the other photos get their features.
+func TestExtractGCSPermanentFailure(t *testing.T) {
+	old, _ := storage.CurrentPolicy()
+	if err := storage.SetPolicy(storage.Policy{Attempts: 3, Timeout: 2 * time.Second, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { storage.SetPolicy(old) })
+	ctx := context.Background()
+	proxy := gcsemutest.StartFaulty(t, 3, "bucket")
+	wantDead := putPhotos(t, proxy.Server)
+	objs, err := storage.Walk(ctx, "gs://bucket/photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var broken string
+	for _, o := range objs {
+		if !slices.Contains(wantDead, o.Rel) {
+			broken = o.Rel
+			break
+		}
+	}
+	proxy.SetRules(gcsemutest.Rule{Kind: gcsemutest.Unavailable, Object: "^photos/" + regexp.QuoteMeta(broken) + "$", P: 1})
+	cfg := fmnistConfig(t)
+	sum, err := Extract(ctx, Options{Config: cfg, RawPixels: true, Source: "gs://bucket/photos", Format: "imagenet", Out: "gs://bucket/out", GroupSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Samples != 7 || sum.DeadLetters != 3 || sum.Counters["dead_letters_read"] != 1 {
+		t.Errorf("summary %+v: want 7 samples, 3 dead letters, one of them read", sum)
+	}
+	found := false
+	for _, d := range readDead(t, "gs://bucket/out") {
+		if d.Key == broken {
+			found = true
+			if d.Stage != "read" || !strings.Contains(d.Error, "after 3 attempt(s)") || !strings.Contains(d.Error, "limit 3 attempts, 2s") || !strings.Contains(d.Error, "503") {
+				t.Errorf("dead letter %+v: want stage read with the attempts, the limit and the 503", d)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no dead letter for %s", broken)
 	}
 }
