@@ -2,9 +2,10 @@
 // its own; each format lives in a sub-package with one job. The output side
 // of a prepare run:
 //
-//   - storage: read helpers and an atomic writer over Beam's filesystem
-//     registry (local paths, gs://, memfs://); a file becomes visible only
-//     when it is complete.
+//   - storage: the one storage layer (local paths, gs:// through
+//     cloud.google.com/go/storage, memfs://): reads, listings, globs and
+//     atomic writes, every gs:// call retried under one bounded policy; a
+//     file becomes visible only when it is complete.
 //   - npy: the NumPy .npy format (v1.0 writer, strict reader).
 //   - shard: WebDataset-style tar shards of multi-crop samples, their
 //     UUIDv5 names, a streaming writer and a verifying reader.

@@ -55,7 +55,11 @@ func newRun(ctx context.Context, o Options) (*run, error) {
 	if err := r.plan(); err != nil {
 		return nil, err
 	}
-	// TODO(merge): storage.CleanTemporaries(ctx, o.Out, time.Hour)
+	// A killed earlier run may have left half-written files (a checkpoint's
+	// .tmp-* parts); they are never visible, only in the way.
+	if _, err := storage.CleanTemporaries(ctx, o.Out, storage.StaleTemporaryAge); err != nil {
+		return nil, fmt.Errorf("clean stale temporaries under %s: %w", o.Out, err)
+	}
 	dir, prev, err := checkpoint.Latest(ctx, o.Out)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,11 @@
 package transforms
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 func TestProgressLine(t *testing.T) {
@@ -18,6 +21,27 @@ func TestProgressLine(t *testing.T) {
 	for _, tc := range tests {
 		if got := ProgressLine("job", "images", tc.done, tc.total, tc.el); got != tc.want {
 			t.Errorf("ProgressLine(%d/%d, %v) = %q, want %q", tc.done, tc.total, tc.el, got, tc.want)
+		}
+	}
+}
+
+func TestStorageNote(t *testing.T) {
+	long := "read gs://b/x.JPEG: googleapi: Error 503: backendError\n" + strings.Repeat("x", 100)
+	tests := []struct {
+		st   storage.RetryStatus
+		want string
+	}{
+		{storage.RetryStatus{Retries: 12, LastError: "old"}, ""},
+		{storage.RetryStatus{Waiting: 2, Retries: 3, LastError: "googleapi: Error 503: backendError"},
+			" waiting on storage: 2 retrying (last: googleapi: Error 503: backendError) "},
+		// The newline folds to a space; 79 runes are kept and an ellipsis
+		// marks the cut.
+		{storage.RetryStatus{Waiting: 1, LastError: long},
+			" waiting on storage: 1 retrying (last: read gs://b/x.JPEG: googleapi: Error 503: backendError " + strings.Repeat("x", 24) + "…) "},
+	}
+	for _, tc := range tests {
+		if got := StorageNote(tc.st); got != tc.want {
+			t.Errorf("StorageNote(%+v) = %q, want %q", tc.st, got, tc.want)
 		}
 	}
 }

@@ -48,6 +48,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer/features"
 	"github.com/sslight-go/sslight/transforms"
+	"github.com/sslight-go/sslight/transforms/beamfs"
 	"github.com/sslight-go/sslight/transforms/source"
 )
 
@@ -230,7 +231,7 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 	hash := cfg.Hash()
 
 	p, s := beam.NewPipelineWithRoot()
-	lines := textio.Read(s, listingURI)
+	lines := textio.Read(s, beamfs.Path(listingURI))
 	infos, dead := transforms.ExtractFeatures(s, lines,
 		// One "epoch": the part of an item is a stable hash of its key.
 		&transforms.AssignShardsFn{Epochs: 1, ShardsPerEpoch: parts},

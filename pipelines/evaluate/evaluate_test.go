@@ -25,6 +25,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/deadletter"
 	featfile "github.com/sslight-go/sslight/sinks/features"
 	"github.com/sslight-go/sslight/sinks/safetensors"
+	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer/backbone"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/nn"
@@ -185,7 +186,7 @@ func closeRows(t *testing.T, what string, got, want []float32) {
 
 func readDead(t *testing.T, out string) []deadletter.Record {
 	t.Helper()
-	recs, err := deadletter.Read(context.Background(), filepath.Join(out, deadletter.FileName))
+	recs, err := deadletter.Read(context.Background(), storage.Join(out, deadletter.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}

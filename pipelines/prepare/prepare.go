@@ -27,6 +27,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/manifest"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/transforms"
+	"github.com/sslight-go/sslight/transforms/beamfs"
 	"github.com/sslight-go/sslight/transforms/source"
 )
 
@@ -82,6 +83,9 @@ type Summary struct {
 	// dead_letters_<stage>, ...) as the runner reported them.
 	Counters    map[string]int64 `json:"counters,omitempty"`
 	Parallelism int              `json:"goroutines_per_shard"`
+	// TemporariesRemoved counts the stale temporaries of killed runs
+	// removed from Out at start (storage.CleanTemporaries).
+	TemporariesRemoved int `json:"temporaries_removed,omitempty"`
 }
 
 // Run lists the source, runs the pipeline and returns the summary.
@@ -113,6 +117,12 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if err := checkOutput(ctx, manifestURI, hash, opts.Overwrite); err != nil {
 		return nil, err
 	}
+	// A run killed earlier (kill -9, a lost worker) may have left local
+	// temporaries behind; the age bound spares a live run's.
+	cleaned, err := storage.CleanTemporaries(ctx, opts.Out, storage.StaleTemporaryAge)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
 
 	listing := opts.Listing
 	if listing == nil {
@@ -136,7 +146,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 
 	p, s := beam.NewPipelineWithRoot()
-	lines := textio.Read(s, listingURI)
+	lines := textio.Read(s, beamfs.Path(listingURI))
 	infos, dead := transforms.MultiCropShards(s, lines,
 		&transforms.AssignShardsFn{Epochs: opts.Epochs, ShardsPerEpoch: shardsPerEpoch, Seed: seed},
 		&transforms.WriteShardsFn{Builder: transforms.ShardBuilder{
@@ -167,6 +177,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		Source: listing.Root, Format: listing.Format, Out: opts.Out, Manifest: manifestURI,
 		ConfigHash: hash, Seed: seed, Epochs: opts.Epochs, Inputs: listing.Inputs(),
 		Shards: len(m.Shards), WallSeconds: wall, Runner: transforms.RunnerName(), Parallelism: workers,
+		TemporariesRemoved: len(cleaned),
 	}
 	for _, sh := range m.Shards {
 		sum.Samples += sh.Samples

@@ -32,10 +32,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/infra/gcsemu"
 	"github.com/sslight-go/sslight/internal/procstat"
 	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/pipelines/prepare"
-	"github.com/sslight-go/sslight/sinks/gcsemu"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sslight-go/sslight/sinks/internal/gcstest"
+	"github.com/sslight-go/sslight/infra/gcsemu/gcsemutest"
 	"github.com/sslight-go/sslight/sinks/shard"
 	"github.com/sslight-go/sslight/sinks/storage"
 )
@@ -107,7 +107,7 @@ func TestVerifyLocal(t *testing.T) {
 }
 
 func TestVerifyGCS(t *testing.T) {
-	gcstest.Start(t, "runs")
+	gcsemutest.Start(t, "runs")
 	ctx := context.Background()
 	uri := writeRun(t, "gs://runs/prepare")
 	if uri != "gs://runs/prepare/manifest.json" {

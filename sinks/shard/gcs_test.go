@@ -8,15 +8,15 @@ import (
 	"io"
 	"testing"
 
-	"github.com/sslight-go/sslight/sinks/internal/gcstest"
+	"github.com/sslight-go/sslight/infra/gcsemu/gcsemutest"
 	"github.com/sslight-go/sslight/sinks/storage"
 )
 
-// TestGCSEmulator writes a shard to gs:// through Beam's gcs filesystem,
+// TestGCSEmulator writes a shard to gs:// through sinks/storage,
 // checks the CRC32C the emulator computed for the object against ours, and
 // reads it back with verification.
 func TestGCSEmulator(t *testing.T) {
-	srv := gcstest.Start(t, "shards")
+	srv := gcsemutest.Start(t, "shards")
 	ctx := context.Background()
 	out := "gs://shards/run1"
 	info := writeShard(t, out, 1, 2, 3, small)

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/memfs"
-
 	"github.com/sslight-go/sslight/sinks/storage"
 )
 
@@ -423,7 +421,9 @@ func TestAtomicity(t *testing.T) {
 	})
 	t.Run("retry replaces", func(t *testing.T) {
 		out := "memfs://atomic-retry"
-		memfs.Write(URI(out, testHash, 0, 0), []byte("stale partial bytes from a dead worker"))
+		if err := storage.WriteFile(ctx, URI(out, testHash, 0, 0), []byte("stale partial bytes from a dead worker")); err != nil {
+			t.Fatal(err)
+		}
 		info := writeShard(t, out, 0, 0, 1, small)
 		raw, _ := storage.ReadFile(ctx, info.URI)
 		if !bytes.Equal(raw, encodeSamples(t, 1, small)) {

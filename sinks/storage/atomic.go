@@ -7,13 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	gcs "cloud.google.com/go/storage"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	gax "github.com/googleapis/gax-go/v2"
 )
 
 // Errors a Writer reports; match them with errors.Is.
@@ -23,13 +23,10 @@ var (
 	ErrClosed = errors.New("storage: writer already committed or aborted")
 	// ErrChecksum: the object store holds different bytes than were written.
 	ErrChecksum = errors.New("storage: checksum mismatch")
-	// ErrUnsupportedScheme: atomic writes are implemented for local paths,
-	// gs:// and memfs:// only.
-	ErrUnsupportedScheme = errors.New("storage: scheme not supported for atomic writes")
 )
 
 // bufferSize batches the small writes of tar headers and JSON lines into
-// large backend writes; big pixel writes bypass the buffer.
+// large local writes; big pixel writes bypass the buffer.
 const bufferSize = 1 << 20
 
 // tempPrefix starts the name of every in-progress local file. The leading dot
@@ -37,17 +34,29 @@ const bufferSize = 1 << 20
 // it from ending in the final name's extension.
 const tempPrefix = ".tmp-"
 
+// chunkSize is the most a gs:// Writer holds in memory: an object up to
+// this size is uploaded in one request when committed and re-sent whole on
+// a retry; a larger one streams as a resumable upload in chunks of this
+// size (the client's default, 16 MiB). A variable so tests can make small
+// multi-chunk objects.
+var chunkSize = 16 << 20
+
 // Writer writes one file that becomes visible at its URI only when Commit
 // succeeds, and never if Abort is called or the process dies first:
 //
 //   - local paths: the bytes go to "<dir>/.tmp-<name>-<random>", which is
 //     fsynced and renamed over the final name on Commit (parent folders are
-//     created);
-//   - gs://: a GCS object is created only when its upload is closed, so the
-//     writer streams straight to the final name and Abort cancels the upload.
-//     After Commit the CRC32C GCS computed is compared with the local one;
-//   - memfs://: Beam's in-memory filesystem stores a file on Close only, so
-//     the same holds.
+//     created); CleanTemporaries removes those a killed process left;
+//   - gs://: no temporary object. Up to one chunk (16 MiB) is held in
+//     memory and uploaded in one request on Commit, retried whole under the
+//     policy, and rewritten if the CRC32C and size GCS reports differ from
+//     ours. A larger object streams as a resumable upload whose chunks the
+//     client retries (RetryAlways: sslight's objects are idempotent); GCS
+//     creates the object only when the upload completes. If a streamed
+//     upload still fails, or its result does not match, the error names the
+//     object and the caller must write it again (a Beam runner retries the
+//     bundle; nothing partial is visible);
+//   - memfs://: the bytes are held and stored on Commit.
 //
 // Writer keeps a running CRC32C and byte count of what it wrote. It is not
 // safe for concurrent use. A typical use:
@@ -60,15 +69,25 @@ const tempPrefix = ".tmp-"
 type Writer struct {
 	uri    string
 	scheme string
-	fsys   filesystem.Interface
-	dst    io.WriteCloser // the backend's writer (temp file for local paths)
-	buf    *bufio.Writer
-	tmp    string             // local temp path; "" for object stores
-	cancel context.CancelFunc // aborts a gs:// upload
 	ctx    context.Context
 	digest Digest
 	err    error // first write error; sticky
 	done   bool
+
+	// local
+	tmp string
+	f   *os.File
+	buf *bufio.Writer
+
+	// memfs, and gs until the object outgrows one chunk
+	held []byte
+
+	// gs, once streaming
+	stream   *gcs.Writer
+	cancel   context.CancelFunc // abandons the upload
+	streamed atomic.Int64       // bytes handed to the upload
+	retries  atomic.Int64       // chunk retries taken
+	policy   Policy
 }
 
 // Create starts an atomic write of uri. Nothing appears at uri until Commit.
@@ -80,37 +99,33 @@ func Create(ctx context.Context, uri string) (*Writer, error) {
 	if uri == "" || strings.HasSuffix(uri, "/") || strings.HasSuffix(uri, "://") {
 		return nil, fmt.Errorf("create %q: not a file name", uri)
 	}
-	fsys, err := filesystem.New(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", uri, err)
-	}
-	w := &Writer{uri: uri, scheme: scheme, fsys: fsys, ctx: ctx}
-	target := uri
-	if scheme == "" {
+	w := &Writer{uri: uri, scheme: scheme, ctx: ctx}
+	switch scheme {
+	case "":
 		suffix, err := randomSuffix()
 		if err != nil {
-			fsys.Close()
 			return nil, fmt.Errorf("create %s: %w", uri, err)
 		}
 		dir, name := filepath.Split(uri)
 		w.tmp = filepath.Join(dir, tempPrefix+name+"-"+suffix)
-		target = w.tmp
-	} else {
-		// The upload lives as long as this context; cancelling it is the
-		// documented way to abandon a GCS write without creating the object.
-		ctx, w.cancel = context.WithCancel(ctx)
-	}
-	// Beam's local OpenWrite creates the parent folders (MkdirAll 0755).
-	dst, err := fsys.OpenWrite(ctx, target)
-	if err != nil {
-		if w.cancel != nil {
-			w.cancel()
+		if err := os.MkdirAll(filepath.Dir(w.tmp), 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", uri, err)
 		}
-		fsys.Close()
-		return nil, fmt.Errorf("create %s: %w", uri, err)
+		f, err := os.OpenFile(w.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", uri, err)
+		}
+		w.f, w.buf = f, bufio.NewWriterSize(f, bufferSize)
+	case "gs":
+		if _, err := gcsObject(uri); err != nil {
+			return nil, fmt.Errorf("create %s: %w", uri, err)
+		}
+		p, err := CurrentPolicy()
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", uri, err)
+		}
+		w.policy = p
 	}
-	w.dst = dst
-	w.buf = bufio.NewWriterSize(dst, bufferSize)
 	return w, nil
 }
 
@@ -131,13 +146,73 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	n, err := w.buf.Write(p)
+	var (
+		n   int
+		err error
+	)
+	switch {
+	case w.buf != nil:
+		n, err = w.buf.Write(p)
+	case w.stream != nil:
+		n, err = w.stream.Write(p)
+		w.streamed.Add(int64(n))
+	default:
+		w.held = append(w.held, p...)
+		n = len(p)
+		if w.scheme == "gs" && len(w.held) > chunkSize {
+			err = w.startStream()
+		}
+	}
 	w.digest.Write(p[:n])
 	if err != nil {
 		w.err = fmt.Errorf("write %s: %w", w.uri, err)
 		return n, w.err
 	}
 	return n, nil
+}
+
+// startStream turns a held gs:// object that outgrew one chunk into a
+// resumable upload and hands it the held bytes.
+func (w *Writer) startStream() error {
+	bucket, name, _ := parseGCS(w.uri)
+	c, err := gcsClient()
+	if err != nil {
+		return err
+	}
+	p := w.policy
+	h := c.Bucket(bucket).Object(name).Retryer(
+		gcs.WithPolicy(gcs.RetryAlways),
+		gcs.WithBackoff(gax.Backoff{Initial: max(p.Backoff, 1), Max: max(p.MaxBackoff, 1), Multiplier: 2}),
+		gcs.WithMaxAttempts(p.Attempts),
+		gcs.WithErrorFunc(w.retryChunk))
+	ctx, cancel := context.WithCancel(w.ctx)
+	sw := h.NewWriter(ctx)
+	sw.ChunkSize = chunkSize
+	sw.ChunkRetryDeadline = p.Timeout
+	sw.ChunkTransferTimeout = p.Timeout
+	w.stream, w.cancel = sw, cancel
+	held := w.held
+	w.held = nil
+	n, err := sw.Write(held)
+	w.streamed.Add(int64(n))
+	return err
+}
+
+// retryChunk decides, for the client, whether a failed request of a
+// streamed upload (its start or a chunk) is retried: the errors retry
+// cures, up to Attempts-1 retries for each chunk sent so far (the client
+// applies its max-attempts setting to neither), each chunk's retrying
+// bounded by the policy's timeout (ChunkRetryDeadline).
+func (w *Writer) retryChunk(err error) bool {
+	if !retryable(err) || w.ctx.Err() != nil {
+		return false
+	}
+	chunks := 1 + w.streamed.Load()/int64(chunkSize)
+	if w.retries.Add(1) > int64(w.policy.Attempts-1)*chunks {
+		return false
+	}
+	noteRetry(err)
+	return true
 }
 
 // Commit makes the file visible at its URI with everything written so far.
@@ -151,70 +226,137 @@ func (w *Writer) Commit() error {
 		w.Abort()
 		return err
 	}
-	if err := w.buf.Flush(); err != nil {
-		w.Abort()
-		return fmt.Errorf("commit %s: %w", w.uri, err)
+	var err error
+	switch {
+	case w.scheme == "":
+		err = w.commitLocal()
+	case w.scheme == "memfs":
+		memPut(w.uri, w.held)
+	case w.stream != nil:
+		err = w.commitStream()
+	default:
+		err = w.commitHeld()
 	}
-	if w.scheme == "" {
-		return w.commitLocal()
-	}
-	return w.commitObject()
-}
-
-func (w *Writer) commitLocal() error {
-	// fsync before rename: otherwise a crash can leave the new name pointing
-	// at a file whose data never reached the disk.
-	if s, ok := w.dst.(interface{ Sync() error }); ok {
-		if err := s.Sync(); err != nil {
-			w.Abort()
-			return fmt.Errorf("commit %s: sync: %w", w.uri, err)
-		}
-	}
-	err := w.dst.Close()
-	w.dst = nil
 	if err != nil {
 		w.Abort()
-		return fmt.Errorf("commit %s: close: %w", w.uri, err)
+		return err
 	}
-	if err := filesystem.Rename(w.ctx, w.fsys, w.tmp, w.uri); err != nil {
-		w.Abort()
-		return fmt.Errorf("commit %s: rename: %w", w.uri, err)
-	}
-	syncDir(filepath.Dir(w.uri))
 	w.finish()
 	return nil
 }
 
-func (w *Writer) commitObject() error {
-	gw, _ := w.dst.(*gcs.Writer)
-	err := w.dst.Close()
-	w.dst = nil
-	if err != nil {
-		w.Abort()
+func (w *Writer) commitLocal() error {
+	if err := w.buf.Flush(); err != nil {
 		return fmt.Errorf("commit %s: %w", w.uri, err)
 	}
-	if gw != nil {
-		err = w.checkObject(gw.Attrs())
+	// fsync before rename: otherwise a crash can leave the new name pointing
+	// at a file whose data never reached the disk.
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("commit %s: sync: %w", w.uri, err)
 	}
-	w.finish()
-	return err
+	err := w.f.Close()
+	w.f = nil
+	if err != nil {
+		return fmt.Errorf("commit %s: close: %w", w.uri, err)
+	}
+	if err := os.Rename(w.tmp, w.uri); err != nil {
+		return fmt.Errorf("commit %s: rename: %w", w.uri, err)
+	}
+	w.tmp = ""
+	syncDir(filepath.Dir(w.uri))
+	return nil
 }
 
-// checkObject compares the CRC32C GCS computed for the new object with ours
-// and deletes the object when they differ: the bytes were damaged on the way,
-// and a visible object must be a complete, correct one.
-func (w *Writer) checkObject(attrs *gcs.ObjectAttrs) error {
-	if attrs == nil || attrs.CRC32C == w.digest.CRC32C && attrs.Size == w.digest.Size {
+// commitHeld uploads a held gs:// object in one request per attempt. A
+// mismatch between what GCS reports and what we hold is retried like a
+// lost connection: the next attempt overwrites the damaged object with the
+// same bytes. If attempts run out after a mismatch, the damaged object is
+// deleted: a visible object must be a complete, correct one.
+func (w *Writer) commitHeld() error {
+	h, err := gcsObject(w.uri)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", w.uri, err)
+	}
+	mismatch := false
+	err = retry(w.ctx, "", func(ctx context.Context, _ int) error {
+		gw := h.NewWriter(ctx)
+		gw.ChunkSize = 0 // one request: the bytes are re-sent by this loop
+		// Our own check below compares the same CRC32C, and a mismatch is
+		// one this loop cures by writing again; the client's would end it.
+		gw.DisableAutoChecksum = true
+		if _, err := gw.Write(w.held); err != nil {
+			gw.Close()
+			return err
+		}
+		if err := gw.Close(); err != nil {
+			return err
+		}
+		a := gw.Attrs()
+		if a == nil { // not seen from the client, but the check must not be skipped
+			var err error
+			if a, err = h.Attrs(ctx); err != nil {
+				return err
+			}
+		}
+		cerr := checkObject(w.uri, w.digest, a.Size, a.CRC32C)
+		mismatch = cerr != nil
+		return cerr
+	})
+	if err != nil && mismatch {
+		err = errors.Join(err, w.removeDamaged())
+	}
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", w.uri, err)
+	}
+	return nil
+}
+
+// commitStream completes a resumable upload and checks its result.
+func (w *Writer) commitStream() error {
+	err := w.stream.Close()
+	w.cancel()
+	sent := w.streamed.Load()
+	if err != nil {
+		// The last request may have completed the upload with its answer
+		// lost (the retry then finds no upload session). An object holding
+		// exactly our bytes is the one we meant to write: sslight's names
+		// always get the same bytes.
+		if o, serr := (gcsFS{}).stat(w.ctx, w.uri); serr == nil && o.Size == w.digest.Size && o.crc32c == w.digest.CRC32C {
+			return nil
+		}
+		return fmt.Errorf("commit %s: the upload failed after %d bytes were streamed; write the object again: %w",
+			w.uri, sent, err)
+	}
+	a := w.stream.Attrs()
+	if a == nil {
+		return fmt.Errorf("commit %s: the upload reported no object attributes to check", w.uri)
+	}
+	if err := checkObject(w.uri, w.digest, a.Size, a.CRC32C); err != nil {
+		// The streamed bytes are gone, so this writer cannot rewrite them.
+		return fmt.Errorf("commit %s: %w; the object was deleted, write it again", w.uri, errors.Join(err, w.removeDamaged()))
+	}
+	return nil
+}
+
+// checkObject compares the size and CRC32C a store reports for a new
+// object with what was written.
+func checkObject(uri string, wrote Digest, size int64, crc uint32) error {
+	if size == wrote.Size && crc == wrote.CRC32C {
 		return nil
 	}
-	err := fmt.Errorf("commit %s: %w: wrote %d bytes crc32c %s, object has %d bytes crc32c %s",
-		w.uri, ErrChecksum, w.digest.Size, CRC32CBase64(w.digest.CRC32C), attrs.Size, CRC32CBase64(attrs.CRC32C))
-	if rm, ok := w.fsys.(filesystem.Remover); ok {
-		if rerr := rm.Remove(w.ctx, w.uri); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("remove damaged %s: %w", w.uri, rerr))
-		}
+	return curable{fmt.Errorf("%w: wrote %d bytes crc32c %s to %s, the object has %d bytes crc32c %s",
+		ErrChecksum, wrote.Size, CRC32CBase64(wrote.CRC32C), uri, size, CRC32CBase64(crc))}
+}
+
+func (w *Writer) removeDamaged() error {
+	h, err := gcsObject(w.uri)
+	if err == nil {
+		err = gcsDelete(context.WithoutCancel(w.ctx), "remove damaged "+w.uri, h)
 	}
-	return err
+	if err != nil && !errors.Is(err, gcs.ErrObjectNotExist) {
+		return err
+	}
+	return nil
 }
 
 // Abort abandons the write: nothing becomes visible and temporary files are
@@ -224,37 +366,33 @@ func (w *Writer) Abort() error {
 	if w.done {
 		return nil
 	}
-	var errs []error
-	switch {
-	case w.scheme == "":
-		if w.dst != nil {
-			w.dst.Close()
-		}
-		if rm, ok := w.fsys.(filesystem.Remover); ok {
-			if err := rm.Remove(w.ctx, w.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, fmt.Errorf("abort %s: remove %s: %w", w.uri, w.tmp, err))
-			}
-		}
-	case w.cancel != nil:
-		w.cancel()
-		if w.dst != nil && w.scheme != "memfs" {
-			// Closing a cancelled GCS upload fails by design; it only
-			// releases the upload goroutine. memfs would store the file on
-			// Close, so it is simply dropped.
-			w.dst.Close()
+	var err error
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	if w.tmp != "" {
+		if rerr := os.Remove(w.tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = fmt.Errorf("abort %s: remove %s: %w", w.uri, w.tmp, rerr)
 		}
 	}
-	w.dst = nil
+	if w.stream != nil {
+		// A cancelled upload never sends its final request, so GCS creates
+		// no object; Close only releases the upload goroutine and fails by
+		// design.
+		w.cancel()
+		w.stream.Close()
+	}
 	w.finish()
-	return errors.Join(errs...)
+	return err
 }
 
 func (w *Writer) finish() {
 	w.done = true
+	w.held, w.buf, w.stream = nil, nil, nil
 	if w.cancel != nil {
 		w.cancel()
 	}
-	w.fsys.Close()
 }
 
 // syncDir makes a rename durable. It is best effort: some filesystems refuse

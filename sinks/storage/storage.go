@@ -1,14 +1,26 @@
-// Package storage reads and atomically writes files through Apache Beam's
-// filesystem registry, so the same code serves local paths, gs:// objects and
-// the in-memory memfs:// used by tests.
+// Package storage is sslight's one storage layer: it opens, reads, stats,
+// lists, globs, removes, renames and atomically writes files on local
+// paths, gs:// (Google Cloud Storage, through cloud.google.com/go/storage,
+// which honours STORAGE_EMULATOR_HOST) and memfs:// (an in-memory store,
+// process-wide, used by tests).
 //
-// Importing this package registers the local, gcs and memfs filesystems; no
-// other sslight package needs to blank-import them.
+// Everything on gs:// is retried under one Policy (DefaultPolicy, the
+// environment, or SetPolicy): HTTP 408, 429 and 5xx and broken connections
+// are retried with jittered exponential backoff, a bounded number of times
+// within a bounded time, and an object that stays unreadable ends in an
+// error that says so (ErrGaveUp) with the last error, never in a hang.
+// Writes are retried too: sslight's objects are idempotent by design (the
+// same name always gets the same bytes), and every write is checked against
+// the CRC32C and size the store reports. Retrying returns a process-wide
+// status (Retrying) for progress lines.
 //
-// Beam's gcs filesystem builds a new GCS client for every filesystem.New
-// call, so each helper here opens the filesystem, does one job and closes it
-// again. That costs a client per file, which is negligible next to the
-// shard-sized objects sslight moves.
+// Beam pipelines reach the same code through transforms/beamfs, which
+// adapts this package to Beam's filesystem registry; this package knows
+// nothing of Beam.
+//
+// Globs: local globs are filepath.Glob's; on gs:// and memfs:// a pattern
+// matches '/'-separated segments, each as path.Match does ('*', '?', '[…]'
+// within a segment), and a segment "**" matches any number of segments.
 package storage
 
 import (
@@ -19,20 +31,12 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
-
-	gcs "cloud.google.com/go/storage"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
-
-	// Register every filesystem sslight uses, in one place.
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/gcs"
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local"
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/memfs"
 )
 
 // Scheme returns the URI scheme of uri ("gs", "memfs") or "" for a local
-// path. It mirrors how Beam's registry picks a filesystem.
+// path.
 func Scheme(uri string) string {
 	if i := strings.Index(uri, "://"); i > 0 {
 		return uri[:i]
@@ -59,64 +63,161 @@ func Join(base string, elem ...string) string {
 	return scheme + "://" + joined
 }
 
-// Open opens uri for reading. Closing the reader also releases the
-// filesystem. A missing file yields an error matching fs.ErrNotExist.
+// ErrUnsupportedScheme: a URI whose scheme is none of local paths, gs://
+// and memfs://.
+var ErrUnsupportedScheme = errors.New("storage: scheme not supported (want a local path, gs:// or memfs://)")
+
+// ErrTooLarge is returned (wrapped) by ReadAll for an object over its limit.
+var ErrTooLarge = errors.New("object too large")
+
+// Object is one file found by Walk or Stat.
+type Object struct {
+	URI string
+	// Rel is the slash path relative to the walked root ("" from Stat).
+	Rel  string
+	Size int64
+	// MTime is the last modification, unix nanoseconds (0 when unknown).
+	MTime int64
+	// Generation is the GCS object generation (0 elsewhere): unlike MTime
+	// it changes on every overwrite, so it identifies the exact bytes.
+	Generation int64
+	// Err is set when the file was found but cannot be used: a local
+	// folder that cannot be read (its files cannot be listed), or a file
+	// that cannot be stat'ed.
+	Err error
+
+	crc32c uint32 // gs:// Stat only: the object's CRC32C
+}
+
+// backend is one scheme's implementation.
+type backend interface {
+	open(ctx context.Context, uri string) (io.ReadCloser, error)
+	readAll(ctx context.Context, uri string, sizeHint, limit int64) ([]byte, error)
+	stat(ctx context.Context, uri string) (Object, error)
+	size(ctx context.Context, uri string) (int64, error)
+	walk(ctx context.Context, root string) ([]Object, error)
+	list(ctx context.Context, glob string) ([]string, error)
+	remove(ctx context.Context, uri string) error
+	rename(ctx context.Context, src, dst string) error
+}
+
+func backendFor(uri string) (backend, error) {
+	switch Scheme(uri) {
+	case "":
+		return localFS{}, nil
+	case "gs":
+		return gcsFS{}, nil
+	case "memfs":
+		return memFS{}, nil
+	}
+	return nil, ErrUnsupportedScheme
+}
+
+// Open opens uri for reading. On gs:// a stream that breaks is reopened
+// where it broke (the same object generation) under the policy. A missing
+// file yields an error matching fs.ErrNotExist.
 func Open(ctx context.Context, uri string) (io.ReadCloser, error) {
-	fsys, err := filesystem.New(ctx, uri)
+	b, err := backendFor(uri)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", uri, err)
 	}
-	r, err := fsys.OpenRead(ctx, uri)
+	r, err := b.open(ctx, uri)
 	if err != nil {
-		fsys.Close()
-		return nil, fmt.Errorf("open %s: %w", uri, classify(err))
+		return nil, fmt.Errorf("open %s: %w", uri, err)
 	}
-	return &readCloser{ReadCloser: r, fsys: fsys}, nil
-}
-
-// readCloser closes the filesystem after the file, so a GCS client lives
-// exactly as long as the read that needed it.
-type readCloser struct {
-	io.ReadCloser
-	fsys filesystem.Interface
-}
-
-func (r *readCloser) Close() error {
-	return errors.Join(r.ReadCloser.Close(), r.fsys.Close())
+	return r, nil
 }
 
 // ReadFile returns the whole content of uri.
 func ReadFile(ctx context.Context, uri string) ([]byte, error) {
-	r, err := Open(ctx, uri)
-	if err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(r)
-	if cerr := r.Close(); err == nil {
-		err = cerr
-	}
+	return ReadAll(ctx, uri, 0, 0)
+}
+
+// ReadAll returns the whole content of uri, refusing an object over limit
+// bytes with ErrTooLarge (limit ≤ 0: no limit); where the store tells the
+// size before the body, the refusal costs no download. sizeHint (≤ 0:
+// unknown), typically the size a listing gave, sizes the buffer so the
+// read fills one allocation. On gs:// the whole read is retried under the
+// policy.
+func ReadAll(ctx context.Context, uri string, sizeHint, limit int64) ([]byte, error) {
+	b, err := backendFor(uri)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", uri, err)
 	}
-	return b, nil
+	data, err := b.readAll(ctx, uri, sizeHint, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", uri, err)
+	}
+	return data, nil
+}
+
+// readLimited reads r whole into a buffer sized from size (the object's,
+// -1 unknown) or sizeHint, refusing more than limit bytes (limit ≤ 0: no
+// limit).
+func readLimited(r io.Reader, size, sizeHint, limit int64) ([]byte, error) {
+	if limit > 0 && size > limit {
+		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, size, limit)
+	}
+	want := sizeHint
+	if size >= 0 {
+		want = size
+	}
+	if limit > 0 {
+		want = min(want, limit)
+		r = io.LimitReader(r, limit+1)
+	}
+	// One byte over the expected size lets io.ReadAll see EOF without
+	// growing the buffer.
+	buf := make([]byte, 0, max(0, want)+1)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(len(buf), 512))
+		}
+	}
+	if limit > 0 && int64(len(buf)) > limit {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+	}
+	return buf, nil
+}
+
+// Stat describes the regular file uri (local symbolic links are followed).
+// A missing file yields an error matching fs.ErrNotExist.
+func Stat(ctx context.Context, uri string) (Object, error) {
+	b, err := backendFor(uri)
+	if err != nil {
+		return Object{URI: uri}, fmt.Errorf("stat %s: %w", uri, err)
+	}
+	o, err := b.stat(ctx, uri)
+	if err != nil {
+		return o, fmt.Errorf("stat %s: %w", uri, err)
+	}
+	return o, nil
 }
 
 // Size returns the size of uri in bytes. A missing file yields an error
 // matching fs.ErrNotExist.
 func Size(ctx context.Context, uri string) (int64, error) {
-	fsys, err := filesystem.New(ctx, uri)
+	b, err := backendFor(uri)
 	if err != nil {
 		return 0, fmt.Errorf("size %s: %w", uri, err)
 	}
-	defer fsys.Close()
-	n, err := fsys.Size(ctx, uri)
+	n, err := b.size(ctx, uri)
 	if err != nil {
-		return 0, fmt.Errorf("size %s: %w", uri, classify(err))
+		return 0, fmt.Errorf("size %s: %w", uri, err)
 	}
 	return n, nil
 }
 
-// Exists reports whether uri names an existing file.
+// Exists reports whether uri names an existing file (locally: any existing
+// path).
 func Exists(ctx context.Context, uri string) (bool, error) {
 	_, err := Size(ctx, uri)
 	switch {
@@ -142,27 +243,66 @@ func WriteFile(ctx context.Context, uri string, data []byte) error {
 	return w.Commit()
 }
 
-// classify maps each backend's "no such file" onto fs.ErrNotExist so callers
-// test one sentinel whatever the scheme.
-func classify(err error) error {
-	if errors.Is(err, gcs.ErrObjectNotExist) && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %w", fs.ErrNotExist, err)
-	}
-	return err
-}
-
-// List returns the files matching glob (Beam's filesystem glob: local
-// paths, gs:// and memfs://), sorted.
+// List returns the files matching glob, sorted (see the package comment
+// for the glob syntax of each scheme). No match is an empty list.
 func List(ctx context.Context, glob string) ([]string, error) {
-	fsys, err := filesystem.New(ctx, glob)
+	b, err := backendFor(glob)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", glob, err)
 	}
-	defer fsys.Close()
-	names, err := fsys.List(ctx, glob)
+	names, err := b.list(ctx, glob)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", glob, classify(err))
+		return nil, fmt.Errorf("list %s: %w", glob, err)
 	}
-	sort.Strings(names)
 	return names, nil
+}
+
+// Walk returns every file under root, recursively, sorted by Rel. Locally
+// only regular files count (links to files are followed, links to folders
+// are not; see Object.Err for unreadable folders) and a missing root, or a
+// root that is a file, is an error. On gs:// it is one paged prefix
+// listing that carries sizes, times and generations, and an empty prefix is
+// an empty listing. On memfs:// a root holding nothing is an error matching
+// fs.ErrNotExist.
+func Walk(ctx context.Context, root string) ([]Object, error) {
+	b, err := backendFor(root)
+	if err != nil {
+		return nil, fmt.Errorf("walk %s: %w", root, err)
+	}
+	objs, err := b.walk(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("walk %s: %w", root, err)
+	}
+	slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.Rel, b.Rel) })
+	return objs, nil
+}
+
+// Remove deletes the file uri. A missing file yields an error matching
+// fs.ErrNotExist.
+func Remove(ctx context.Context, uri string) error {
+	b, err := backendFor(uri)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", uri, err)
+	}
+	if err := b.remove(ctx, uri); err != nil {
+		return fmt.Errorf("remove %s: %w", uri, err)
+	}
+	return nil
+}
+
+// Rename moves src to dst (same scheme), replacing dst. Locally it is
+// os.Rename; on gs:// a server-side copy, checked against the source's
+// size and CRC32C, then a delete of the source.
+func Rename(ctx context.Context, src, dst string) error {
+	if Scheme(src) != Scheme(dst) {
+		return fmt.Errorf("rename %s to %s: not the same scheme", src, dst)
+	}
+	b, err := backendFor(src)
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", src, err)
+	}
+	if err := b.rename(ctx, src, dst); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", src, dst, err)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 
 	"github.com/sslight-go/sslight/sinks/coco"
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 // DefaultCOCOSplit is the COCO split listed when Options.Split is empty.
@@ -34,7 +35,7 @@ func listCOCO(ctx context.Context, root string, opts Options) (*Listing, error) 
 	}
 	annRel := "annotations/instances_" + split + ".json"
 	annURI := join(root, annRel)
-	rc, err := openRead(ctx, annURI)
+	rc, err := storage.Open(ctx, annURI)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w: annotations file %s: %v: expected <root>/%s and <root>/%s/<images> (COCO layout)",
 			ErrLayout, annURI, err, annRel, split)
@@ -53,7 +54,7 @@ func listCOCO(ctx context.Context, root string, opts Options) (*Listing, error) 
 	}
 	// A missing image folder leaves every image missing, which the loop
 	// below reports image by image.
-	files := make(map[string]object, len(objs))
+	files := make(map[string]storage.Object, len(objs))
 	for _, o := range objs {
 		files[o.Rel] = o
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/transforms/source"
 )
 
@@ -13,9 +13,8 @@ import (
 // any class, so it is rejected rather than dropped.
 func ExampleList() {
 	ctx := context.Background()
-	fsys, _ := filesystem.New(ctx, "memfs://example")
 	for _, name := range []string{"n02/b.JPEG", "n01/a.JPEG", "n01/c.JPEG", "notes.txt"} {
-		_ = filesystem.Write(ctx, fsys, "memfs://example/train/"+name, []byte("…"))
+		_ = storage.WriteFile(ctx, "memfs://example/train/"+name, []byte("…"))
 	}
 	l, err := source.List(ctx, source.FormatImageNet, "memfs://example/train", source.Options{})
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 // photo returns one of the three real JPEGs in testdata/source/photos.
@@ -37,11 +37,7 @@ func writeTree(t testing.TB, root string, files map[string][]byte) {
 			}
 			continue
 		}
-		fsys, err := filesystem.New(ctx, root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := filesystem.Write(ctx, fsys, root+"/"+rel, data); err != nil {
+		if err := storage.WriteFile(ctx, root+"/"+rel, data); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	sinkstorage "github.com/sslight-go/sslight/sinks/storage"
 	"io"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"slices"
@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/sslight-go/sslight/sinks/idx"
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 // DefaultIDXSplit is the IDX file prefix listed when Options.Split is empty.
@@ -48,7 +49,7 @@ func listIDX(ctx context.Context, root string, opts Options) (*Listing, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := statOne(ctx, imagesURI)
+	img, err := storage.Stat(ctx, imagesURI)
 	if err != nil {
 		return nil, fmt.Errorf("source: images file %s: %w", imagesURI, err)
 	}
@@ -125,38 +126,37 @@ func listIDX(ctx context.Context, root string, opts Options) (*Listing, error) {
 func findIDX(ctx context.Context, root, split string) (images, labels string, err error) {
 	base := path.Base(filepath.ToSlash(root))
 	if strings.HasSuffix(strings.TrimSuffix(base, ".gz"), "idx3-ubyte") {
-		images = root
-		dir := parent(root)
 		stem := strings.TrimSuffix(base, ".gz")
 		if strings.Contains(stem, "images-idx3") {
-			labels = firstExisting(ctx, join(dir, strings.Replace(stem, "images-idx3", "labels-idx1", 1)))
+			labels, err = firstExisting(ctx, join(parent(root), strings.Replace(stem, "images-idx3", "labels-idx1", 1)))
 		}
-		return images, labels, nil
+		return root, labels, err
 	}
-	images = firstExisting(ctx, join(root, split+"-images-idx3-ubyte"))
+	if images, err = firstExisting(ctx, join(root, split+"-images-idx3-ubyte")); err != nil {
+		return "", "", err
+	}
 	if images == "" {
 		return "", "", fmt.Errorf("source: %w: no %s-images-idx3-ubyte[.gz] in %s: expected an IDX images file or a folder holding <split>-images-idx3-ubyte[.gz] and <split>-labels-idx1-ubyte[.gz] (MNIST layout)",
 			ErrLayout, split, root)
 	}
-	return images, firstExisting(ctx, join(root, split+"-labels-idx1-ubyte")), nil
+	labels, err = firstExisting(ctx, join(root, split+"-labels-idx1-ubyte"))
+	return images, labels, err
 }
 
-// firstExisting returns stem+".gz" or stem, whichever exists first, or "".
-func firstExisting(ctx context.Context, stem string) string {
+// firstExisting returns stem+".gz" or stem, whichever exists first, or ""
+// when neither does. Any other failure (storage gave up, permission) is an
+// error: it must not pass for a missing file.
+func firstExisting(ctx context.Context, stem string) (string, error) {
 	for _, u := range []string{stem + ".gz", stem} {
-		if _, err := statOne(ctx, u); err == nil {
-			return u
+		_, err := storage.Stat(ctx, u)
+		if err == nil {
+			return u, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("source: %w", err)
 		}
 	}
-	return ""
-}
-
-// parent returns the folder part of a local path or URI.
-func parent(uri string) string {
-	if sinkstorage.Scheme(uri) == "" {
-		return filepath.Dir(uri)
-	}
-	return uri[:strings.LastIndexByte(uri, '/')]
+	return "", nil
 }
 
 // looksFashion reports whether a path names Fashion-MNIST, as the Debian
@@ -170,7 +170,7 @@ func looksFashion(p string) bool {
 // scanIDX checks an images file end to end. A truncated body is not an
 // error here: it comes back as trunc with info.Complete set.
 func scanIDX(ctx context.Context, uri string) (idx.ImagesInfo, *idx.TruncatedError, error) {
-	rc, err := openRead(ctx, uri)
+	rc, err := storage.Open(ctx, uri)
 	if err != nil {
 		return idx.ImagesInfo{}, nil, fmt.Errorf("source: images file %s: %w", uri, err)
 	}
@@ -190,7 +190,7 @@ func scanIDX(ctx context.Context, uri string) (idx.ImagesInfo, *idx.TruncatedErr
 // bytes, and checks it declares one label per image record. A truncated
 // labels file returns the labels that arrived.
 func readIDXLabels(ctx context.Context, uri string, records int, imagesURI string) ([]uint8, string, error) {
-	rc, err := openRead(ctx, uri)
+	rc, err := storage.Open(ctx, uri)
 	if err != nil {
 		return nil, "", fmt.Errorf("source: labels file %s: %w", uri, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 // listImageNet lists <root>/<class>/... as torchvision's ImageFolder does:
@@ -41,7 +43,7 @@ func listImageNet(ctx context.Context, root string, opts Options) (*Listing, err
 		label[c] = i
 	}
 
-	var keep func(o object) bool
+	var keep func(o storage.Object) bool
 	var sub *subset
 	if opts.SubsetFile != "" {
 		if sub, err = readSubset(ctx, opts.SubsetFile); err != nil {
@@ -104,7 +106,7 @@ type subset struct {
 // take reports whether the subset selects o, marking the entry found. A
 // bare name selects every file of that name in any class folder (ImageNet
 // file names carry their wnid, so there is one).
-func (s *subset) take(o object) bool {
+func (s *subset) take(o storage.Object) bool {
 	if e := s.byKey[o.Rel]; e != nil {
 		e.found = true
 		return true
@@ -130,7 +132,7 @@ func (s *subset) missing() []*subsetEntry {
 // readSubset reads a subset file (local, gs:// or memfs://). Repeated
 // entries are kept once: the subset is a set of files.
 func readSubset(ctx context.Context, uri string) (*subset, error) {
-	data, err := readAll(ctx, uri, 0)
+	data, err := storage.ReadAll(ctx, uri, 0, MaxObjectBytes)
 	if err != nil {
 		return nil, fmt.Errorf("source: subset file %s: %w", uri, err)
 	}

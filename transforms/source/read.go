@@ -10,11 +10,21 @@ import (
 
 	"github.com/sslight-go/sslight/augment"
 	"github.com/sslight-go/sslight/sinks/idx"
+	"github.com/sslight-go/sslight/sinks/storage"
 )
 
 // ErrRecordItem is returned by ReadItem for an IDX record item, which has
 // no encoded bytes of its own: use OpenIDX and IDXRecords.RGB.
 var ErrRecordItem = errors.New("item is a record inside a file, not an object")
+
+// MaxObjectBytes is the largest object ReadItem and the listing's file
+// reads accept (1 GiB): an image above it is surely not one, and reading
+// it whole would risk the worker's memory.
+const MaxObjectBytes = 1 << 30
+
+// ErrTooLarge is returned (wrapped) for an object over MaxObjectBytes; it
+// is storage.ErrTooLarge.
+var ErrTooLarge = storage.ErrTooLarge
 
 // ErrChanged is returned (wrapped) when an object's size differs from the
 // listing's: it was replaced after listing, and processing it would break
@@ -27,7 +37,7 @@ func ReadItem(ctx context.Context, it Item) ([]byte, error) {
 	if it.Index >= 0 {
 		return nil, fmt.Errorf("source: read %s: %w", it.Key, ErrRecordItem)
 	}
-	b, err := readAll(ctx, it.URI, it.Size)
+	b, err := storage.ReadAll(ctx, it.URI, it.Size, MaxObjectBytes)
 	if err != nil {
 		return nil, fmt.Errorf("source: read %s: %w", it.URI, err)
 	}
@@ -47,7 +57,7 @@ type IDXRecords struct {
 // LoadIDX reads an IDX images file whole. A truncated file keeps its
 // complete records (List has reported the rest).
 func LoadIDX(ctx context.Context, uri string) (*IDXRecords, error) {
-	rc, err := openRead(ctx, uri)
+	rc, err := storage.Open(ctx, uri)
 	if err != nil {
 		return nil, fmt.Errorf("source: images file %s: %w", uri, err)
 	}
@@ -152,7 +162,7 @@ func OpenIDX(ctx context.Context, it Item) (*IDXRecords, error) {
 }
 
 func loadIDXItem(ctx context.Context, it Item) (*IDXRecords, error) {
-	o, err := statOne(ctx, it.URI)
+	o, err := storage.Stat(ctx, it.URI)
 	if err != nil {
 		return nil, fmt.Errorf("source: images file %s: %w", it.URI, err)
 	}

@@ -1,13 +1,14 @@
-// Package gcstest starts an in-process GCS emulator (fake-gcs-server) for
-// tests of code that reaches gs:// through Beam's filesystem registry.
-package gcstest
+// Package gcsemutest starts the in-process GCS emulator (infra/gcsemu) for
+// tests, optionally behind a proxy that injects the faults object storage
+// shows in production (see Proxy).
+package gcsemutest
 
 import (
 	"testing"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
-	"github.com/sslight-go/sslight/sinks/gcsemu"
+	"github.com/sslight-go/sslight/infra/gcsemu"
 )
 
 // Start runs an emulator holding the given (empty) buckets, points

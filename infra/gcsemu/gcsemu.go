@@ -1,7 +1,8 @@
 // Package gcsemu runs an in-process Google Cloud Storage emulator
 // (fake-gcs-server) and points the storage client at it, so sslight's
 // gs:// paths work without a cloud account: `sslight run --storage
-// emulator` and the tests use it.
+// emulator` and the tests use it (tests through gcsemutest, which can also
+// put a fault-injecting proxy in front of it).
 package gcsemu
 
 import (
@@ -45,6 +46,13 @@ func Start(buckets ...string) (*Emulator, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// Host returns the emulator's host:port, the value STORAGE_EMULATOR_HOST
+// takes.
+func (e *Emulator) Host() string {
+	u, _ := url.Parse(e.Server.URL()) // parsed once already in Start
+	return u.Host
 }
 
 // Stop shuts the emulator down and restores STORAGE_EMULATOR_HOST.
