@@ -1,12 +1,9 @@
 package trainer
 
 import (
-	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/sslight-go/sslight/configs"
-	"github.com/sslight-go/sslight/trainer/ssl"
 )
 
 // fmnistModel is the Fashion-MNIST preset's network and views (quarter-
@@ -35,24 +32,11 @@ func benchStep(b *testing.B, preset string, sets map[string]string, batch int) {
 			b.Fatal(err)
 		}
 	}
-	geo := geometryOf(cfg)
-	sc := &schedules{lr: []float64{0.01}, wd: []float64{1e-6}, teacherTemp: []float64{0.04}, momentum: []float64{0.996}}
-	m, err := newMethod(cfg, geo, batch, sc)
+	m, bt, err := newBenchmarkStep(cfg, batch)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.close()
-	if sw, ok := m.(*swavModel); ok && sw.qLen > 0 {
-		fillSwAVQueue(b, sw, cfg)
-	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	bt := newLoader(geo, batch, NewNormalizer([3]float64{0.5, 0.5, 0.5}, [3]float64{0.25, 0.25, 0.25})).newBatch()
-	for i := range bt.Global {
-		bt.Global[i] = float32(rng.NormFloat64())
-	}
-	for i := range bt.Local {
-		bt.Local[i] = float32(rng.NormFloat64())
-	}
 	// Step 0 of epoch 0 for the schedules, not the epoch's first
 	// iteration (which would restart SwAV's queue).
 	it := iteration{inEpoch: 1}
@@ -63,33 +47,6 @@ func benchStep(b *testing.B, preset string, sets map[string]string, batch int) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "img/s")
-}
-
-// fillSwAVQueue starts the queue and fills it with random unit rows, so
-// every step scores it and runs Sinkhorn over queue + batch rows.
-func fillSwAVQueue(b *testing.B, m *swavModel, cfg *configs.Config) {
-	b.Helper()
-	if err := m.startEpoch(cfg.SwAV.EpochQueueStarts); err != nil {
-		b.Fatal(err)
-	}
-	st := m.loss.State()
-	rng := rand.New(rand.NewPCG(2, 2))
-	for i := range st.Queue {
-		st.Queue[i] = float32(rng.NormFloat64())
-	}
-	for r := 0; r < len(st.Queue)/st.EmbeddingDim; r++ {
-		row := st.Queue[r*st.EmbeddingDim : (r+1)*st.EmbeddingDim]
-		var s float64
-		for _, v := range row {
-			s += float64(v) * float64(v)
-		}
-		for j := range row {
-			row[j] = float32(float64(row[j]) / math.Sqrt(s))
-		}
-	}
-	if err := m.loss.LoadState(ssl.SwAVState{Queue: st.Queue, QueueLength: st.QueueLength, EmbeddingDim: st.EmbeddingDim, UseQueue: true}); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // BenchmarkDINOStepFMNIST is the Fashion-MNIST preset's step: quarter-width

@@ -95,3 +95,38 @@ func TestBenchModelErrors(t *testing.T) {
 		t.Errorf("--help: err %v, want flag.ErrHelp", err)
 	}
 }
+
+// TestBenchStep times one step of each method on the Fashion-MNIST network
+// and checks what the report says it ran; bad flags fail before any work.
+func TestBenchStep(t *testing.T) {
+	net := []string{"--set", "MODEL.BACKBONE_ARCH=resnet18", "--set", "MODEL.WIDTH=0.25", "--set", "MODEL.SMALL_IMAGE_STEM=true",
+		"--set", "MULTI_VIEWS_TRANSFORMS.GLOBAL_CROP_SIZE=28", "--set", "MULTI_VIEWS_TRANSFORMS.LOCAL_CROP_SIZE=16"}
+	for _, tc := range []struct {
+		config, method string
+	}{{"dino_fmnist_sslight", "DINO"}, {"moco_cnn_sslight", "MOCO"}, {"swav_cnn_sslight", "SWAV"}} {
+		var out bytes.Buffer
+		args := append([]string{"--config", tc.config, "--batch", "4", "--steps", "1", "--warmup", "0", "--threads", "1", "--json"}, net...)
+		if err := benchStepCommand(context.Background(), args, &out); err != nil {
+			t.Fatalf("%s: %v", tc.config, err)
+		}
+		var r struct {
+			Method, Views string
+			Batch, Steps  int
+			Threads       int
+			ImagesPerSec  float64 `json:"images_per_s"`
+			PeakRSSMiB    float64 `json:"peak_rss_mib"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%s: %v in %q", tc.config, err, out.String())
+		}
+		if r.Method != tc.method || r.Views != "2x28+6x16" || r.Batch != 4 || r.Steps != 1 || r.Threads != 1 || r.ImagesPerSec <= 0 {
+			t.Errorf("%s: report %+v", tc.config, r)
+		}
+	}
+	for _, bad := range [][]string{{"--config", "dino_fmnist_sslight", "--batch", "-1"}, {"--config", "dino_fmnist_sslight", "--steps", "0"},
+		{"--batch", "4"}, {"--config", "dino_fmnist_sslight", "--threads", "-2"}} {
+		if err := benchStepCommand(context.Background(), bad, &bytes.Buffer{}); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
