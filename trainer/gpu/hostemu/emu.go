@@ -36,6 +36,10 @@ type Device struct {
 	events  int
 	// Launches counts the kernel launches, by name.
 	Launches map[string]int
+	// HostBLAS makes Sgemm a host SGEMM in cuBLAS's place (the
+	// configuration of a GPU with cuBLAS); without it HasBLAS is false and
+	// the backend runs its GEMM kernel, which the emulation runs slowly.
+	HostBLAS bool
 }
 
 // emuMu serialises launches: the emulation's scheduler state is global.
@@ -293,11 +297,53 @@ func (d *Device) EventSynchronize(cuda.Event) error { return nil }
 // ElapsedMs is always 0.
 func (d *Device) ElapsedMs(cuda.Event, cuda.Event) (float32, error) { return 0, nil }
 
-// HasBLAS is false: the backend uses its GEMM kernel.
-func (d *Device) HasBLAS() bool { return false }
+// HasBLAS reports HostBLAS.
+func (d *Device) HasBLAS() bool { return d.HostBLAS }
 
-// Sgemm returns cuda.ErrNoBLAS.
-func (d *Device) Sgemm(cuda.Stream, cuda.Gemm) error { return cuda.ErrNoBLAS }
+// Sgemm runs g on the host with HostBLAS, and returns cuda.ErrNoBLAS
+// without.
+func (d *Device) Sgemm(_ cuda.Stream, g cuda.Gemm) error {
+	if !d.HostBLAS {
+		return cuda.ErrNoBLAS
+	}
+	if err := cuda.CheckGemm(g); err != nil {
+		return err
+	}
+	if g.M == 0 || g.N == 0 {
+		return nil
+	}
+	// The extent each operand's batch covers, to check it lies in memory.
+	span := func(rows, cols, ld, stride int) int { return 4 * ((g.Batch-1)*stride + (rows-1)*ld + cols) }
+	ra, ca, rb, cb := g.M, g.K, g.K, g.N
+	if g.TransA {
+		ra, ca = g.K, g.M
+	}
+	if g.TransB {
+		rb, cb = g.N, g.K
+	}
+	a, err := d.ptr(g.A, span(ra, ca, g.LDA, g.StrideA))
+	if err != nil {
+		return err
+	}
+	b, err := d.ptr(g.B, span(rb, cb, g.LDB, g.StrideB))
+	if err != nil {
+		return err
+	}
+	c, err := d.ptr(g.C, span(g.M, g.N, g.LDC, g.StrideC))
+	if err != nil {
+		return err
+	}
+	b2i := func(v bool) C.int {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	C.emu_sgemm(b2i(g.TransA), b2i(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K), C.float(g.Alpha), (*C.float)(a), C.int(g.LDA),
+		C.longlong(g.StrideA), (*C.float)(b), C.int(g.LDB), C.longlong(g.StrideB), C.float(g.Beta), (*C.float)(c), C.int(g.LDC),
+		C.longlong(g.StrideC), C.int(g.Batch))
+	return nil
+}
 
 var launchErrors = map[C.int]string{
 	C.EMU_BAD_KERNEL:       "no such kernel",

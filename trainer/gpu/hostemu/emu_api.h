@@ -24,6 +24,10 @@ enum {
 int emu_launch(int k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, size_t shmem,
                void **params);
 
+/* The host SGEMM standing in for cuBLAS (row-major, strided-batched). */
+void emu_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, long long sa, const float *B,
+               int ldb, long long sb, float beta, float *C, int ldc, long long sc, int batch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,9 +15,13 @@ char *emu_dynamic_smem;
 
 namespace {
 
-enum { kNew, kWaiting, kDone };
+enum { kFresh, kRunning, kWaiting, kDone };
 const size_t kStack = 128 * 1024;
 
+/* A fiber is made once and then parks between the threads it runs: it
+ * loops over kernel calls, so starting a thread costs two jumps, not a
+ * context made and swapped in (swapcontext changes the signal mask, a
+ * system call). */
 struct Fiber {
 	ucontext_t uc;
 	jmp_buf jb;
@@ -40,30 +44,42 @@ dim3 coords(int i) {
 	return d;
 }
 
-void fiberEntry() {
-	kernelCall(kernelArgs);
-	fibers[current].state = kDone;
-	_longjmp(scheduler, 1);
+void fiberLoop() {
+	for (;;) {
+		kernelCall(kernelArgs);
+		Fiber &f = fibers[current];
+		f.state = kDone;
+		if (!_setjmp(f.jb)) _longjmp(scheduler, 1);
+		/* Resumed: run the next thread. */
+	}
 }
 
-void startFiber(int i) {
+/* startThread runs thread i of the current block on fiber i until it
+ * waits at a barrier or finishes. */
+void startThread(int i) {
 	Fiber &f = fibers[i];
-	getcontext(&f.uc);
-	f.uc.uc_stack.ss_sp = f.stack;
-	f.uc.uc_stack.ss_size = kStack;
-	f.uc.uc_link = nullptr;
-	makecontext(&f.uc, fiberEntry, 0);
-	f.state = kNew;
-	f.barriers = 0;
 	current = i;
 	threadIdx = coords(i);
-	ucontext_t here;
-	if (!_setjmp(scheduler)) swapcontext(&here, &f.uc);
+	f.barriers = 0;
+	if (f.state == kFresh) {
+		getcontext(&f.uc);
+		f.uc.uc_stack.ss_sp = f.stack;
+		f.uc.uc_stack.ss_size = kStack;
+		f.uc.uc_link = nullptr;
+		makecontext(&f.uc, fiberLoop, 0);
+		f.state = kRunning;
+		ucontext_t here;
+		if (!_setjmp(scheduler)) swapcontext(&here, &f.uc);
+		return;
+	}
+	f.state = kRunning;
+	if (!_setjmp(scheduler)) _longjmp(f.jb, 1);
 }
 
 void resumeFiber(int i) {
 	current = i;
 	threadIdx = coords(i);
+	fibers[i].state = kRunning;
 	if (!_setjmp(scheduler)) _longjmp(fibers[i].jb, 1);
 }
 
@@ -75,6 +91,7 @@ bool ensureFibers(int n) {
 	for (int i = fiberCount; i < n; i++) {
 		fibers[i].stack = (char *)malloc(kStack);
 		if (!fibers[i].stack) return false;
+		fibers[i].state = kFresh;
 	}
 	fiberCount = n;
 	return true;
@@ -84,7 +101,7 @@ bool ensureFibers(int n) {
  * counts differ. */
 bool runBlock(int n) {
 	fiberMode = true;
-	startFiber(0);
+	startThread(0);
 	if (fibers[0].state == kDone) {
 		/* No barrier in thread 0: the kernel has none (a barrier in only
 		 * some threads is caught by emu_syncthreads). */
@@ -95,7 +112,7 @@ bool runBlock(int n) {
 		}
 		return true;
 	}
-	for (int i = 1; i < n; i++) startFiber(i);
+	for (int i = 1; i < n; i++) startThread(i);
 	for (;;) {
 		bool waiting = false;
 		for (int i = 0; i < n; i++) {

@@ -52,30 +52,37 @@ func download(t *testing.T, d *Device, p cuda.DevPtr, n int) []float32 {
 	return out
 }
 
-// TestBarriersAndSharedMemory runs the global-average-pool kernel, a
-// shared-memory tree reduction with a barrier per level, over planes
-// longer than a block, against the plain sum.
+// TestBarriersAndSharedMemory runs the softmax kernel, two shared-memory
+// tree reductions (a maximum, a sum) with a barrier per level, over rows
+// longer than a block, against the plain computation.
 func TestBarriersAndSharedMemory(t *testing.T) {
 	d := New()
 	defer d.Close()
-	const planes, sp = 3, 1000
-	x := make([]float32, planes*sp)
+	const rows, n = 3, 1000
+	x := make([]float32, rows*n)
 	for i := range x {
-		x[i] = float32(i%17) - 3.5
+		x[i] = float32(i%17)/4 - 1.5
 	}
-	xp := upload(t, d, x)
-	yp, _ := d.Malloc(4 * planes)
-	if err := d.Launch("gap_fwd", cuda.D1(planes), cuda.D1(256), 0, 0, yp, xp, sp); err != nil {
+	p := upload(t, d, x)
+	if err := d.Launch("softmax_rows", cuda.D1(rows), cuda.D1(256), 0, 0, p, n); err != nil {
 		t.Fatal(err)
 	}
-	got := download(t, d, yp, planes)
-	for p := 0; p < planes; p++ {
-		var s float64
-		for _, v := range x[p*sp : (p+1)*sp] {
-			s += float64(v)
+	got := download(t, d, p, rows*n)
+	for r := 0; r < rows; r++ {
+		row := x[r*n : (r+1)*n]
+		m := row[0]
+		for _, v := range row {
+			m = max(m, v)
 		}
-		if want := float32(s / sp); got[p] != want {
-			t.Fatalf("plane %d: mean %g, want %g", p, got[p], want)
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v - m))
+		}
+		for i, v := range row {
+			want := float32(math.Exp(float64(v-m))) * float32(1/sum)
+			if math.Abs(float64(got[r*n+i]-want)) > 1e-7 {
+				t.Fatalf("row %d element %d: %g, want %g", r, i, got[r*n+i], want)
+			}
 		}
 	}
 }

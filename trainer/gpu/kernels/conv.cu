@@ -113,9 +113,40 @@ extern "C" __global__ void dw_bwd_data(float *dx, const float *dy, const float *
 	}
 }
 
-/* Depthwise filter gradient: block (ch·kh·kw + tap) reduces over the batch
- * and the output positions and adds into dw. */
+/* Depthwise filter gradient for filters of up to DW_TAPS taps: block ch
+ * reads the channel's input and output gradient once, each thread summing
+ * every tap over its share of the positions, and one tree reduces the taps
+ * together; the sums are added into dw. */
+#define DW_TAPS 9
 extern "C" __global__ void dw_bwd_filter(float *dwt, const float *x, const float *dy, int n, int c, int h, int w,
+                                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int oh,
+                                         int ow) {
+	__shared__ double part[DW_TAPS * RED];
+	int ch = blockIdx.x, taps = kh * kw, p = oh * ow;
+	double s[DW_TAPS];
+	for (int t = 0; t < DW_TAPS; t++) s[t] = 0;
+	for (int i = threadIdx.x; i < n * p; i += RED) {
+		int img = i / p, q = i % p;
+		long long pl = (long long)img * c + ch;
+		double g = (double)dy[pl * p + q];
+		int y0 = (q / ow) * sh - ph, x0 = (q % ow) * sw - pw;
+		for (int t = 0; t < taps; t++) {
+			int yy = y0 + (t / kw) * dh, xx = x0 + (t % kw) * dw;
+			if (yy >= 0 && yy < h && xx >= 0 && xx < w) s[t] += (double)x[(pl * h + yy) * w + xx] * g;
+		}
+	}
+	for (int t = 0; t < taps; t++) part[t * RED + threadIdx.x] = s[t];
+	__syncthreads();
+	for (int st = RED / 2; st > 0; st >>= 1) {
+		if ((int)threadIdx.x < st)
+			for (int t = 0; t < taps; t++) part[t * RED + threadIdx.x] += part[t * RED + threadIdx.x + st];
+		__syncthreads();
+	}
+	if ((int)threadIdx.x < taps) dwt[ch * taps + threadIdx.x] += (float)part[threadIdx.x * RED];
+}
+
+/* The same for larger filters: block (ch·kh·kw + tap) reduces one tap. */
+extern "C" __global__ void dw_bwd_filter_tap(float *dwt, const float *x, const float *dy, int n, int c, int h, int w,
                                          int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int oh,
                                          int ow) {
 	__shared__ double sh_[RED];

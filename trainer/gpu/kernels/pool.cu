@@ -54,14 +54,15 @@ extern "C" __global__ void maxpool_bwd(float *dx, const float *dy, const float *
 	}
 }
 
-/* One block per plane: y = float(Σx / sp) (double sum). */
-extern "C" __global__ void gap_fwd(float *y, const float *x, int sp) {
-	__shared__ double sh[RED];
-	const float *xs = x + (long long)blockIdx.x * sp;
-	double s = 0;
-	for (int i = threadIdx.x; i < sp; i += RED) s += (double)xs[i];
-	s = block_sum(s, sh);
-	if (threadIdx.x == 0) y[blockIdx.x] = (float)(s / sp);
+/* One thread per plane (the pooled maps are small: 7x7 at 224 px):
+ * y = float(Σx / sp), the sum in double and in order, as trainer/nn's. */
+extern "C" __global__ void gap_fwd(float *y, const float *x, int planes, int sp) {
+	GRID_STRIDE(i, planes) {
+		const float *xs = x + (long long)i * sp;
+		double s = 0;
+		for (int j = 0; j < sp; j++) s += (double)xs[j];
+		y[i] = (float)(s / sp);
+	}
 }
 
 extern "C" __global__ void gap_bwd(float *dx, const float *dy, int planes, int sp) {

@@ -19,13 +19,27 @@ __device__ double block_sum(double v, double *sh) {
 	return r;
 }
 
+/* block_sum4 is block_sum of four values at once (one tree, one set of
+ * barriers); sh holds 4·RED doubles. */
+__device__ void block_sum4(double *v, double *sh) {
+	for (int q = 0; q < 4; q++) sh[q * RED + threadIdx.x] = v[q];
+	__syncthreads();
+	for (int s = RED / 2; s > 0; s >>= 1) {
+		if ((int)threadIdx.x < s)
+			for (int q = 0; q < 4; q++) sh[q * RED + threadIdx.x] += sh[q * RED + threadIdx.x + s];
+		__syncthreads();
+	}
+	for (int q = 0; q < 4; q++) v[q] = sh[q * RED];
+	__syncthreads();
+}
+
 /* Per-channel partial sums over x [n, c, sp] (and dy): block (ch, k) sums
  * chunk k of the channel's n·sp values into part[(ch·chunks + k)·4 + q]:
  * q = 0 Σx, 1 Σx², 2 Σdy', 3 Σdy'·x, where dy' is dy masked by the fused
  * activation's pass test on y (act 0: none). dy NULL: only q = 0, 1. */
 extern "C" __global__ void bn_partial(double *part, const float *x, const float *dy, const float *y,
                                       int n, int c, int sp, int chunks, int act) {
-	__shared__ double sh[RED];
+	__shared__ double sh[4 * RED];
 	int ch = blockIdx.x, k = blockIdx.y;
 	int cnt = n * sp;
 	int lo = (int)((long long)cnt * k / chunks), hi = (int)((long long)cnt * (k + 1) / chunks);
@@ -42,19 +56,10 @@ extern "C" __global__ void bn_partial(double *part, const float *x, const float 
 			sdyx += g * v;
 		}
 	}
-	sx = block_sum(sx, sh);
-	sxx = block_sum(sxx, sh);
-	if (dy) {
-		sdy = block_sum(sdy, sh);
-		sdyx = block_sum(sdyx, sh);
-	}
-	if (threadIdx.x == 0) {
-		double *p = part + ((long long)ch * chunks + k) * 4;
-		p[0] = sx;
-		p[1] = sxx;
-		p[2] = sdy;
-		p[3] = sdyx;
-	}
+	double v[4] = {sx, sxx, sdy, sdyx};
+	block_sum4(v, sh);
+	if (threadIdx.x == 0)
+		for (int q = 0; q < 4; q++) part[((long long)ch * chunks + k) * 4 + q] = v[q];
 }
 
 /* Column sums of x [rows, cols] in chunks of rows: part[k·cols + col].
