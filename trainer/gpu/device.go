@@ -117,7 +117,9 @@ func (d *DeviceBackend) Device() KernelDevice { return d.kd }
 func (d *DeviceBackend) UsesDNN() bool { return d.dnn != nil }
 
 // NewTensor implements Backend.
-func (d *DeviceBackend) NewTensor(shape ...int) (*Tensor, error) { return newTensor(d.alloc, d.stream, shape) }
+func (d *DeviceBackend) NewTensor(shape ...int) (*Tensor, error) {
+	return newTensor(d.alloc, d.stream, shape)
+}
 
 // Release implements Backend: the memory goes back to the stream's free
 // list, reusable by work queued after this call.

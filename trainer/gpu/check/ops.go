@@ -514,8 +514,8 @@ func addCase(shape []int) *OpCase {
 	return &OpCase{
 		Name: fmt.Sprintf("add %v", shape),
 		in:   []input{{shape: shape}, {shape: shape}}, out: shape,
-		ref:  func(n []*gorgonia.Node) (*gorgonia.Node, error) { return nn.AddOp(n[0], n[1]) },
-		fwd:  func(be gpu.Backend, out *gpu.Tensor, in []*gpu.Tensor) error { return be.Add(out, in[0], in[1]) },
+		ref: func(n []*gorgonia.Node) (*gorgonia.Node, error) { return nn.AddOp(n[0], n[1]) },
+		fwd: func(be gpu.Backend, out *gpu.Tensor, in []*gpu.Tensor) error { return be.Add(out, in[0], in[1]) },
 		bwd: func(be gpu.Backend, dOut *gpu.Tensor, dIn, _ []*gpu.Tensor, _ *gpu.Tensor) error {
 			for _, d := range dIn {
 				if err := be.Zero(d); err != nil {
@@ -677,7 +677,9 @@ func tokensCase(b, d, gh, gw int) *OpCase {
 			{shape: []int{1, 1 + n, d}, param: true}},
 		out: []int{b, 1 + n, d},
 		ref: func(nd []*gorgonia.Node) (*gorgonia.Node, error) { return nn.TokensOp(nd[0], nd[1], nd[2]) },
-		fwd: func(be gpu.Backend, out *gpu.Tensor, in []*gpu.Tensor) error { return be.Tokens(out, in[0], in[1], in[2]) },
+		fwd: func(be gpu.Backend, out *gpu.Tensor, in []*gpu.Tensor) error {
+			return be.Tokens(out, in[0], in[1], in[2])
+		},
 		bwd: func(be gpu.Backend, dOut *gpu.Tensor, dIn, _ []*gpu.Tensor, _ *gpu.Tensor) error {
 			return be.TokensBackward(dIn[0], dIn[1], dIn[2], dOut)
 		},
@@ -728,7 +730,9 @@ func posInterpCase(n, h, w, patch, d int) *OpCase {
 			{shape: []int{r, n * n}, noGrad: true, gen: func(*rand.Rand, int) []float32 { return m }}},
 		out: []int{1, 1 + r, d},
 		ref: func(nd []*gorgonia.Node) (*gorgonia.Node, error) { return nn.InterpolatePosEmbedOp(nd[0], h, w, patch) },
-		fwd: func(be gpu.Backend, out *gpu.Tensor, in []*gpu.Tensor) error { return be.PosEmbedInterp(out, in[0], in[1]) },
+		fwd: func(be gpu.Backend, out *gpu.Tensor, in []*gpu.Tensor) error {
+			return be.PosEmbedInterp(out, in[0], in[1])
+		},
 		bwd: func(be gpu.Backend, dOut *gpu.Tensor, dIn, in []*gpu.Tensor, _ *gpu.Tensor) error {
 			return be.PosEmbedInterpBackward(dIn[0], dOut, in[1])
 		},
