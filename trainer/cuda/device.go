@@ -26,6 +26,10 @@ type Options struct {
 	Getenv func(string) string
 	// Opener opens a library (nil: Dlopen).
 	Opener Opener
+	// KernelCache is a folder where LoadModule keeps compiled images
+	// between processes, named by a hash of the source, the target and the
+	// options (empty: compile once per process only).
+	KernelCache string
 }
 
 // Info describes an opened device and the libraries serving it.
@@ -561,7 +565,7 @@ type CompileLog string
 // source) and loads it; Launch then finds its kernels by name. opts are
 // extra NVRTC options.
 func (d *Device) LoadModule(name, src string, opts []string) (CompileLog, error) {
-	image, log, err := d.rtc.compile(name, src, d.info.Target, opts)
+	image, log, err := d.rtc.compile(name, src, d.info.Target, opts, d.opts.KernelCache)
 	if err != nil {
 		return CompileLog(log), err
 	}

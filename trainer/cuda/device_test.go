@@ -373,3 +373,38 @@ func TestPackArgs(t *testing.T) {
 		t.Error("a short buffer was accepted")
 	}
 }
+
+// TestKernelCache compiles a module once into a cache folder, then, as a
+// new process would (the in-process cache emptied), loads it from there
+// without compiling.
+func TestKernelCache(t *testing.T) {
+	cache := t.TempDir()
+	d, dir := openFake(t, Options{KernelCache: cache})
+	h, err := Dlopen(filepath.Join(dir, "libnvrtc.so.13"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compiles func() int32
+	purego.RegisterLibFunc(&compiles, h, "fakeCompiles")
+	const src = "extern \"C\" __global__ void probe() { /* cached */ }"
+	before := compiles()
+	if _, err := d.LoadModule("cached.cu", src, nil); err != nil {
+		t.Fatal(err)
+	}
+	if compiles() != before+1 {
+		t.Fatalf("%d compilations, want 1", compiles()-before)
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "*.img"))
+	if len(files) != 1 {
+		t.Fatalf("cache holds %v, want one image", files)
+	}
+	compiled.mu.Lock()
+	compiled.images = nil
+	compiled.mu.Unlock()
+	if _, err := d.LoadModule("cached.cu", src, nil); err != nil {
+		t.Fatal(err)
+	}
+	if compiles() != before+1 {
+		t.Fatal("the cached image was compiled again")
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -145,8 +147,9 @@ func compileKey(src string, t Target, opts []string) string {
 }
 
 // compile returns the image for src, compiling it on first use in this
-// process; the returned log is NVRTC's (warnings).
-func (r *nvrtcAPI) compile(name, src string, t Target, opts []string) ([]byte, string, error) {
+// process (or reading it from cacheDir, when set, where an earlier process
+// left it); the returned log is NVRTC's (warnings).
+func (r *nvrtcAPI) compile(name, src string, t Target, opts []string, cacheDir string) ([]byte, string, error) {
 	key := compileKey(src, t, opts)
 	compiled.mu.Lock()
 	if compiled.images == nil {
@@ -158,7 +161,26 @@ func (r *nvrtcAPI) compile(name, src string, t Target, opts []string) ([]byte, s
 		compiled.images[key] = e
 	}
 	compiled.mu.Unlock()
-	e.once.Do(func() { e.image, e.log, e.err = r.compileNow(name, src, t, opts) })
+	e.once.Do(func() {
+		file := ""
+		if cacheDir != "" {
+			file = filepath.Join(cacheDir, key+".img")
+			if b, err := os.ReadFile(file); err == nil && len(b) > 0 {
+				e.image = b
+				return
+			}
+		}
+		e.image, e.log, e.err = r.compileNow(name, src, t, opts)
+		if e.err == nil && file != "" {
+			// Best effort: a cache that cannot be written only costs time.
+			if os.MkdirAll(cacheDir, 0o755) == nil {
+				tmp := file + fmt.Sprintf(".%d", os.Getpid())
+				if os.WriteFile(tmp, e.image, 0o644) == nil {
+					_ = os.Rename(tmp, file)
+				}
+			}
+		}
+	})
 	return e.image, e.log, e.err
 }
 

@@ -930,3 +930,10 @@ func (d *DeviceBackend) DropPath(y, x, mask *Tensor) error {
 
 // DropPathBackward implements Backend.
 func (d *DeviceBackend) DropPathBackward(dx, dy, mask *Tensor) error { return d.DropPath(dx, dy, mask) }
+
+// The CUDA device is all three kinds of device the package uses.
+var (
+	_ KernelDevice = (*cuda.Device)(nil)
+	_ StreamDevice = (*cuda.Device)(nil)
+	_ dnnDevice    = (*cuda.Device)(nil)
+)

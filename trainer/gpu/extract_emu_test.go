@@ -18,3 +18,9 @@ func init() {
 		return NewDeviceBackend(d, DeviceOptions{Stream: s}), d
 	})
 }
+
+// The emulation stands in for a CUDA device in both roles.
+var (
+	_ KernelDevice = (*hostemu.Device)(nil)
+	_ StreamDevice = (*hostemu.Device)(nil)
+)

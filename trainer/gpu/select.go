@@ -26,6 +26,9 @@ type DeviceConfig struct {
 	// Getenv reads the environment for the library search (nil:
 	// os.Getenv).
 	Getenv func(string) string
+	// KernelCache is a folder keeping the compiled kernels between
+	// processes (empty: compile once per process).
+	KernelCache string
 }
 
 // Device is an opened CUDA device ready for the executor: the kernels
@@ -41,7 +44,7 @@ type Device struct {
 // executor's device.
 func OpenDevice(c DeviceConfig) (*Device, error) {
 	dev, err := cuda.Open(cuda.Options{Ordinal: c.Ordinal, TF32: c.TF32, NoBLAS: c.NoBLAS, NoDNN: c.NoDNN,
-		ConvBenchmark: c.ConvBenchmark, Getenv: c.Getenv})
+		ConvBenchmark: c.ConvBenchmark, Getenv: c.Getenv, KernelCache: c.KernelCache})
 	if err != nil {
 		return nil, err
 	}

@@ -95,11 +95,11 @@ func (d *orderDevice) NewStream() (cuda.Stream, error) {
 	d.streams[s] = clock{}
 	return s, nil
 }
-func (d *orderDevice) DestroyStream(cuda.Stream) error       { return nil }
-func (d *orderDevice) NewEvent(bool) (cuda.Event, error)     { return cuda.Event(d.id()), nil }
-func (d *orderDevice) DestroyEvent(cuda.Event) error         { return nil }
-func (d *orderDevice) HostFree([]float32) error              { return nil }
-func (d *orderDevice) HostAlloc(n int) ([]float32, error)    { return make([]float32, n), nil }
+func (d *orderDevice) DestroyStream(cuda.Stream) error    { return nil }
+func (d *orderDevice) NewEvent(bool) (cuda.Event, error)  { return cuda.Event(d.id()), nil }
+func (d *orderDevice) DestroyEvent(cuda.Event) error      { return nil }
+func (d *orderDevice) HostFree([]float32) error           { return nil }
+func (d *orderDevice) HostAlloc(n int) ([]float32, error) { return make([]float32, n), nil }
 func (d *orderDevice) RecordEvent(e cuda.Event, s cuda.Stream) error {
 	d.events[e] = d.streams[s].join(nil)
 	d.log = append(d.log, "record")

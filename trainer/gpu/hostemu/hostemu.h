@@ -25,4 +25,3 @@ void emu_syncthreads();
 
 extern char *emu_dynamic_smem;
 #define DYNAMIC_SHARED(T, name) T *name = (T *)emu_dynamic_smem
-#define SSL_INF INFINITY

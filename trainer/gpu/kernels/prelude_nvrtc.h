@@ -2,4 +2,3 @@
  * takes its place on the host). NVRTC has no system headers: the few
  * definitions the kernels need are here. */
 #define DYNAMIC_SHARED(T, name) extern __shared__ T name[]
-#define SSL_INF __int_as_float(0x7f800000)
