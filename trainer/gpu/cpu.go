@@ -138,13 +138,6 @@ func needSame(op string, ts ...*Tensor) error {
 
 var blas32 = gonumblas.Implementation{}
 
-func tr(t bool) blas.Transpose {
-	if t {
-		return blas.Trans
-	}
-	return blas.NoTrans
-}
-
 // convShapes checks x, w and y against c and returns the output size.
 func convShapes(c cuda.ConvSpec, x, w, y []int) (oh, ow int, err error) {
 	if err := c.Check(); err != nil {

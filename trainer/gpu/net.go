@@ -45,7 +45,6 @@ type Net struct {
 	progs  map[progKey]*program
 	consts []*Tensor
 	closed bool
-	inGrad bool
 }
 
 type progKey struct {

@@ -47,6 +47,9 @@ func TestBackbones(t *testing.T) {
 		}
 		be := b.make(t)
 		for _, c := range BackboneCases() {
+			if testing.Short() && c.Opts.Width == 0 {
+				continue // the full-width ResNet-18 takes a second without OpenBLAS
+			}
 			r := CheckBackbone(be, c)
 			t.Logf("%s: %s: output %.2g, input gradient %.2g, worst gradient %.2g (%s), statistics %.2g; %.2fs (gorgonia %.2fs)",
 				b.name, r.Case, r.Output, r.InputGrad, r.Grad, r.GradParam, r.Stats, r.Seconds, r.RefSeconds)
