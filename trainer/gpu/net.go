@@ -43,7 +43,6 @@ type Net struct {
 	byHost map[*nn.Param]*Param
 	bns    []*BNState
 	progs  map[progKey]*program
-	consts []*Tensor
 	closed bool
 }
 
@@ -252,10 +251,10 @@ func (n *Net) Close() {
 		n.be.Release(s.Mean)
 		n.be.Release(s.Var)
 	}
-	for _, t := range n.consts {
-		n.be.Release(t)
+	for _, p := range n.progs {
+		p.release(n.be)
 	}
-	n.params, n.bns, n.consts, n.progs = nil, nil, nil, nil
+	n.params, n.bns, n.progs = nil, nil, nil
 }
 
 // Mode selects how Forward runs.
@@ -284,6 +283,7 @@ func (n *Net) Forward(x *Tensor, m Mode) (*Pass, error) {
 	}
 	r := &pass{net: n, prog: p, be: n.be, grad: m.Grad, vals: make([]*Tensor, len(p.vals)),
 		state: make([]any, len(p.steps)), owned: make([]bool, len(p.vals))}
+	p.live++
 	if err := r.forward(x); err != nil {
 		r.release()
 		return nil, err
@@ -297,9 +297,14 @@ func (n *Net) program(shape []int, train bool) (*program, error) {
 		return p, nil
 	}
 	if len(n.progs) >= maxPrograms {
-		for key := range n.progs {
-			delete(n.progs, key) // their constants stay in n.consts until Close
-			break
+		// View sizes keep changing: start over rather than grow. Work
+		// queued with the old programs' constants is ordered before any
+		// reuse of their memory (one stream).
+		for key, p := range n.progs {
+			if p.live == 0 {
+				p.release(n.be)
+				delete(n.progs, key)
+			}
 		}
 	}
 	b := &builder{p: &program{train: train}, net: n}
@@ -317,6 +322,7 @@ func (n *Net) program(shape []int, train bool) (*program, error) {
 	b.p.output = emb
 	p, err := b.finish()
 	if err != nil {
+		b.p.release(n.be)
 		return nil, fmt.Errorf("%s on %v: %w", n.bb.Arch(), shape, err)
 	}
 	n.progs[k] = p
@@ -503,6 +509,6 @@ func (b *builder) posMatrix(n, h, w, patch int) int {
 		b.err = err
 		return -1
 	}
-	b.net.consts = append(b.net.consts, t)
+	b.p.consts = append(b.p.consts, t)
 	return b.value(valInfo{shape: t.Shape, kind: valConst, konst: t})
 }

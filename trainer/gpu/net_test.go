@@ -110,3 +110,42 @@ func TestNetStateDictRoundTrip(t *testing.T) {
 		t.Fatal("a resnet18 state dict loaded into a ViT")
 	}
 }
+
+// TestProgramsEvicted runs a ViT on more input shapes than a Net keeps
+// programs for (each with its own interpolation matrix): the cache stays
+// bounded, a program a pass still holds is kept, and Close frees it all.
+func TestProgramsEvicted(t *testing.T) {
+	be := NewCPU()
+	b, _ := backbone.New("vit_tiny", backbone.Options{Seed: 1})
+	net, err := NewNet(be, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var held *Pass
+	for k := 1; k <= maxPrograms+3; k++ {
+		x, _ := be.NewTensor(1, 3, 16, 16*k)
+		be.Upload(x, randn(rng, x.Len(), 1))
+		p, err := net.Forward(x, Mode{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 1 {
+			held = p // keeps the first program alive through the evictions
+		} else {
+			p.Release()
+		}
+		be.Release(x)
+		if len(net.progs) > maxPrograms {
+			t.Fatalf("%d programs cached, at most %d", len(net.progs), maxPrograms)
+		}
+	}
+	if _, ok := net.progs[progKey{1, 16, 16, false}]; !ok {
+		t.Fatal("the program of a live pass was evicted")
+	}
+	held.Release()
+	net.Close()
+	if st := be.Allocator().Stats(); st.InUse != 0 {
+		t.Fatalf("%d bytes in use after Close", st.InUse)
+	}
+}

@@ -221,6 +221,7 @@ func (r *pass) release() {
 	if r.vals == nil {
 		return
 	}
+	r.prog.live--
 	for si, s := range r.prog.steps {
 		if rel, ok := s.op.(releaser); ok && r.state[si] != nil {
 			rel.release(r, &r.state[si])

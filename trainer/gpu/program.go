@@ -23,6 +23,20 @@ type program struct {
 	// a pass with gradients keeps v until that step's backward has run.
 	lastUse    []int
 	savedUntil []int
+
+	// consts are the tensors the program owns (released with it).
+	consts []*Tensor
+	// live counts the passes not yet released: a program is evicted only
+	// when none reads its constants any more.
+	live int
+}
+
+// release frees the program's constants.
+func (p *program) release(be Backend) {
+	for _, t := range p.consts {
+		be.Release(t)
+	}
+	p.consts = nil
 }
 
 type valKind int8

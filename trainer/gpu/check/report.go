@@ -196,10 +196,10 @@ func fmtNum(n Num) string {
 	return fmt.Sprintf("%.2g", float64(n))
 }
 
-// Table writes the check's summary: the device, the op and backbone
-// parity by variant (failures listed), the throughput side by side and the
-// phases that failed. Its last lines are the throughput table and the
-// verdict, what a caller who sees only the tail needs.
+// Table writes the check's summary: the device, the failed ops and every
+// backbone case, the phases that failed, then the parity counts by
+// variant, the throughput side by side and the verdict: the last lines are
+// what a caller who sees only the tail needs.
 func (res *Results) Table(w io.Writer) {
 	for _, in := range res.Info {
 		fmt.Fprintf(w, "device: %s\n", in.Device)
@@ -215,6 +215,7 @@ func (res *Results) Table(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n", strings.Join(parts, " "))
 	}
 	failures := 0
+	var summary []string // printed after the details, just above the throughput
 	variants := func(names []string) []string {
 		seen := map[string]bool{}
 		var out []string
@@ -247,7 +248,7 @@ func (res *Results) Table(w io.Writer) {
 				worst, where = o.Worst, o.Case
 			}
 		}
-		fmt.Fprintf(w, "ops [%s]: %d/%d within tolerance, worst %s (%s)\n", v, pass, total, fmtNum(worst), where)
+		summary = append(summary, fmt.Sprintf("ops [%s]: %d/%d within tolerance, worst %s (%s)", v, pass, total, fmtNum(worst), where))
 	}
 	var bbVariants []string
 	for _, b := range res.Backbones {
@@ -270,7 +271,7 @@ func (res *Results) Table(w io.Writer) {
 			fmt.Fprintf(w, "  %s %-40s out %-7s dx %-7s grad %-7s stats %-7s %s %s\n", mark, b.Case, fmtNum(b.Output), fmtNum(b.InputGrad),
 				fmtNum(b.Grad), fmtNum(b.Stats), b.GradParam, b.Err)
 		}
-		fmt.Fprintf(w, "backbones [%s]: %d/%d within tolerance (GPU vs CPU trainer, relative to each tensor's scale)\n", v, pass, total)
+		summary = append(summary, fmt.Sprintf("backbones [%s]: %d/%d within tolerance (vs the CPU trainer, relative to each tensor's scale)", v, pass, total))
 	}
 	seen := map[string]string{}
 	for _, e := range res.Errors {
@@ -284,6 +285,9 @@ func (res *Results) Table(w io.Writer) {
 	}
 	if res.Unreadable > 0 {
 		fmt.Fprintf(w, "(%d lines were not records)\n", res.Unreadable)
+	}
+	for _, l := range summary {
+		fmt.Fprintln(w, l)
 	}
 	if len(res.Bench) > 0 {
 		fmt.Fprintf(w, "%-28s %12s %12s %7s %22s\n", "throughput (images/s)", "sslight", "PyTorch", "ratio", "peak MiB sslight/torch")
