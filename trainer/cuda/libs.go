@@ -37,7 +37,7 @@ type LibSpec struct {
 // The libraries Open looks for.
 var (
 	DriverLib = LibSpec{Name: "CUDA driver", Sonames: []string{"libcuda.so.1", "libcuda.so"}, Required: true}
-	NVRTCLib  = LibSpec{Name: "NVRTC", Sonames: []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"}, Required: true,
+	NVRTCLib  = LibSpec{Name: "NVRTC", Sonames: []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"}, Required: true,
 		Companions: []string{"libnvrtc-builtins.so*"}}
 	BLASLib = LibSpec{Name: "cuBLAS", Sonames: []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so"},
 		Fallback:   "sslight's GEMM kernel",

@@ -143,7 +143,7 @@ func TestFindLibrariesErrorNamesEverything(t *testing.T) {
 	for _, want := range []string{
 		"CUDA driver (libcuda.so.1 or libcuda.so) was not found",
 		filepath.Join(bad, "libcuda.so.1") + " exists but did not load",
-		"NVRTC (libnvrtc.so.13 or libnvrtc.so.12 or libnvrtc.so) was not found",
+		"NVRTC (libnvrtc.so.13 or libnvrtc.so.12 or libnvrtc.so.11.2 or libnvrtc.so) was not found",
 		"cuBLAS (libcublas.so.13 or libcublas.so.12 or libcublas.so, optional)",
 		"cuDNN (libcudnn.so.9 or libcudnn.so, optional)",
 		bad + " (SSLIGHT_CUDA_LIBS)",

@@ -224,3 +224,47 @@ func (r *nvrtcAPI) compileNow(name, src string, t Target, opts []string) ([]byte
 	}
 	return image, log, nil
 }
+
+// NVRTC is the runtime compiler alone, without a driver or a device: to
+// check that kernels compile (CompileOnly) on a machine without a GPU.
+type NVRTC struct {
+	api *nvrtcAPI
+}
+
+// OpenNVRTC finds and binds NVRTC with Open's search (getenv nil:
+// os.Getenv; opener nil: Dlopen).
+func OpenNVRTC(getenv func(string) string, opener Opener) (*NVRTC, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if opener == nil {
+		opener = Dlopen
+	}
+	folders := SearchFolders(getenv)
+	l, tried := Locate(NVRTCLib, folders, opener)
+	if l == nil {
+		return nil, &LibraryError{Missing: []LibSpec{NVRTCLib}, Folders: folders, Found: map[string]string{},
+			Tried: map[string][]Attempt{NVRTCLib.Name: tried}}
+	}
+	api, err := bindNVRTC(l)
+	if err != nil {
+		return nil, err
+	}
+	return &NVRTC{api: api}, nil
+}
+
+// Version is NVRTC's "major.minor".
+func (n *NVRTC) Version() string { return n.api.version() }
+
+// Path is the library's file.
+func (n *NVRTC) Path() string { return n.api.lib.Path }
+
+// SupportedArchs are the compute capabilities NVRTC compiles for
+// (major·10+minor, ascending; nil when it cannot say).
+func (n *NVRTC) SupportedArchs() []int { return n.api.supportedArchs() }
+
+// CompileOnly compiles src for t without the per-process cache and returns
+// the image and NVRTC's log.
+func (n *NVRTC) CompileOnly(name, src string, t Target, opts []string) ([]byte, string, error) {
+	return n.api.compileNow(name, src, t, opts)
+}
