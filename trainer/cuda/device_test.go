@@ -39,8 +39,8 @@ func TestMain(m *testing.M) {
 
 // fakeLibs builds src (testdata/fakecuda.c) into a shared object and links
 // it into a fresh folder under the driver's, NVRTC's and cuBLAS's sonames
-// (cuDNN stays missing). It skips without gcc.
-func fakeLibs(t *testing.T, src string) string {
+// (cuDNN stays missing unless names adds it). It skips without gcc.
+func fakeLibs(t *testing.T, src string, names ...string) string {
 	t.Helper()
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
@@ -55,7 +55,7 @@ func fakeLibs(t *testing.T, src string) string {
 			return
 		}
 		b.so = filepath.Join(dir, "libfake.so")
-		if out, err := exec.Command(gcc, "-shared", "-fPIC", "-O1", "-o", b.so, src).CombinedOutput(); err != nil {
+		if out, err := exec.Command(gcc, "-shared", "-fPIC", "-O1", "-o", b.so, src, "-lm").CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("gcc: %v\n%s", err, out)
 		}
 	})
@@ -63,7 +63,7 @@ func fakeLibs(t *testing.T, src string) string {
 		t.Fatal(b.err)
 	}
 	dir := t.TempDir()
-	for _, n := range []string{"libcuda.so.1", "libnvrtc.so.13", "libcublas.so.13"} {
+	for _, n := range append([]string{"libcuda.so.1", "libnvrtc.so.13", "libcublas.so.13"}, names...) {
 		if err := os.Symlink(b.so, filepath.Join(dir, n)); err != nil {
 			t.Fatal(err)
 		}
@@ -406,5 +406,52 @@ func TestKernelCache(t *testing.T) {
 	}
 	if compiles() != before+1 {
 		t.Fatal("the cached image was compiled again")
+	}
+}
+
+// TestFakeDNNPlan plans a convolution against the fake cuDNN, whose lists
+// put a tensor-core algorithm and one needing too much workspace before the
+// usable one: without TF32 both are skipped and the exact workspace size
+// replaces the heuristic's estimate.
+func TestFakeDNNPlan(t *testing.T) {
+	spec := ConvSpec{N: 2, C: 4, H: 9, W: 7, O: 6, KH: 3, KW: 3, StrideH: 2, StrideW: 1, PadH: 1, PadW: 0, DilH: 1, DilW: 1, Groups: 2}
+	for _, tc := range []struct {
+		tf32  bool
+		limit int
+		algo  int
+		ws    int
+		fails bool
+	}{
+		{false, 1 << 20, 5, 4096, false},
+		{false, 100, 0, 0, true},
+		{true, 1 << 20, 2, 0, false},
+	} {
+		dir := fakeLibs(t, "testdata/fakecuda.c", "libcudnn.so.9")
+		d, err := Open(Options{TF32: tc.tf32, Getenv: env(map[string]string{EnvLibs: dir}), Opener: onlyUnder(dir)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.HasDNN() || d.Info().DNNVersion != 91000 {
+			t.Fatalf("cuDNN not loaded: %+v", d.Info())
+		}
+		p, err := d.PlanConv(spec, tc.limit)
+		d.Close()
+		if tc.fails {
+			if err == nil || !strings.Contains(err.Error(), "no algorithm fits") {
+				t.Errorf("limit %d: %v, want no algorithm", tc.limit, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []ConvAlgo{p.Fwd, p.BwdData, p.BwdFilter} {
+			if a.ID != tc.algo || a.Workspace != tc.ws {
+				t.Errorf("TF32 %v: algorithm %+v, want %d with %d bytes", tc.tf32, a, tc.algo, tc.ws)
+			}
+		}
+	}
+	if err := (ConvSpec{N: 1, C: 3, H: 4, W: 4, O: 2, KH: 5, KW: 5, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1, Groups: 1}).Check(); err == nil {
+		t.Error("a 5x5 kernel over a 4x4 input passed Check")
 	}
 }
