@@ -58,6 +58,10 @@ type Model struct {
 	// Checkpoint is a checkpoint folder or a training output folder (its
 	// newest checkpoint).
 	Checkpoint string
+	// Weights picks the checkpoint's network every protocol uses:
+	// checkpoint.Student ("" too) or checkpoint.Teacher (DINO's EMA
+	// teacher, MoCo's key encoder; SwAV has none).
+	Weights checkpoint.Weights
 	// RandomInit scores Config's architecture freshly initialised (seed
 	// SEED); RawPixels the normalised pixels themselves.
 	RandomInit bool
@@ -139,6 +143,17 @@ func CheckpointModel(ctx context.Context, dir string) (Model, error) {
 		return Model{}, err
 	}
 	return Model{Name: ModelName(cfg), Method: meta.Method, Setting: SettingOf(cfg), Checkpoint: dir, Config: cfg}, nil
+}
+
+// WithWeights returns m scoring the checkpoint's network w; a teacher's
+// row is named "<name> (teacher)", so that its features, detections and
+// table row stay apart from the student's.
+func (m Model) WithWeights(w checkpoint.Weights) Model {
+	m.Weights = w.OrStudent()
+	if m.Weights == checkpoint.Teacher && !strings.HasSuffix(m.Name, " (teacher)") {
+		m.Name += " (teacher)"
+	}
+	return m
 }
 
 // RawPixelsModel is the raw-pixel reference row, with cfg's views.
@@ -264,7 +279,7 @@ func checkCheckpoints(ctx context.Context, models []Model) error {
 		if m.Checkpoint == "" || m.RandomInit || m.RawPixels {
 			continue
 		}
-		if _, err := checkpoint.LoadBackbone(ctx, m.Checkpoint); err != nil {
+		if _, err := checkpoint.LoadBackbone(ctx, m.Checkpoint, m.Weights); err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
 	}
@@ -273,8 +288,12 @@ func checkCheckpoints(ctx context.Context, models []Model) error {
 
 // newRow starts a model's report row.
 func newRow(m Model, dataset string) *report.Row {
-	return &report.Row{Name: m.Name, Method: m.Method, Setting: m.Setting, Dataset: dataset,
+	row := &report.Row{Name: m.Name, Method: m.Method, Setting: m.Setting, Dataset: dataset,
 		Metrics: map[string]float64{}, Protocols: map[string]string{}, Seconds: map[string]float64{}, Training: maps.Clone(m.Training)}
+	if m.Checkpoint != "" && !m.RandomInit && !m.RawPixels {
+		row.Weights = string(m.Weights.OrStudent())
+	}
+	return row
 }
 
 // evaluateModel extracts one model's features and runs every protocol on
@@ -288,7 +307,7 @@ func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *cl
 	dir := FeaturesDir(out, m.Name)
 	logf(spec.Progress, "eval %s: extracting features", m.Name)
 	extract := func(src, split, sub string) (eval.Features, *Summary, error) {
-		o := Options{Config: m.Config, Checkpoint: m.Checkpoint, RandomInit: m.RandomInit, RawPixels: m.RawPixels,
+		o := Options{Config: m.Config, Checkpoint: m.Checkpoint, Weights: m.Weights, RandomInit: m.RandomInit, RawPixels: m.RawPixels,
 			Source: src, Format: data.format, Split: split, Out: storage.Join(dir, sub), Progress: spec.Progress}
 		sum, err := Extract(ctx, o)
 		if err != nil {
@@ -354,9 +373,10 @@ func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *cl
 }
 
 // modelBackbone returns the backbone a protocol fine-tunes and the config
-// its views follow: a checkpoint's student, loaded strictly, with the
-// checkpoint's training config (ck says which checkpoint), or the model
-// config's architecture freshly initialised (ck nil).
+// its views follow: a checkpoint's student or teacher (m.Weights), loaded
+// strictly, with the checkpoint's training config (ck says which
+// checkpoint), or the model config's architecture freshly initialised (ck
+// nil).
 func modelBackbone(ctx context.Context, m Model) (bb backbone.Backbone, cfg *configs.Config, ck *checkpoint.Backbone, err error) {
 	if m.Checkpoint == "" {
 		cfg = m.Config
@@ -364,7 +384,7 @@ func modelBackbone(ctx context.Context, m Model) (bb backbone.Backbone, cfg *con
 			SmallImageStem: cfg.Model.SmallImageStem, PatchSize: cfg.ViT.PatchSize})
 		return bb, cfg, nil, err
 	}
-	if ck, err = checkpoint.LoadBackbone(ctx, m.Checkpoint); err != nil {
+	if ck, err = checkpoint.LoadBackbone(ctx, m.Checkpoint, m.Weights); err != nil {
 		return nil, nil, nil, err
 	}
 	if cfg, err = ck.Meta.ParseConfig(); err != nil {
@@ -385,7 +405,7 @@ func featureModel(ctx context.Context, m Model) (*features.Model, *configs.Confi
 		fm, err := features.NewRandomInit(arch, uint64(cfg.Seed))
 		return fm, cfg, err
 	}
-	fm, err := features.LoadCheckpoint(ctx, m.Checkpoint)
+	fm, err := features.LoadCheckpoint(ctx, m.Checkpoint, m.Weights)
 	if err != nil {
 		return nil, nil, err
 	}
