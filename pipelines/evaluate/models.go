@@ -202,6 +202,11 @@ func Models(ctx context.Context, models []Model, spec Spec, out string) ([]repor
 	if format == "" {
 		format = viewCfg.Data.Format
 	}
+	if HasClassification(spec.Protocols) && format == source.FormatFolder {
+		return nil, fmt.Errorf("--train %s has no class labels (the folder layout gives none), and the classification protocols (%s) need labelled --train and --val sets "+
+			"(imagenet, idx or coco layout); to embed unlabelled images, and see each one's nearest neighbours, run `sslight embed --checkpoint CKPT --source %s --out URI --nearest 5`",
+			spec.Train, strings.Join(classificationProtocols(spec.Protocols), ", "), spec.Train)
+	}
 	// Detection alone needs no classification sources; its own sets are
 	// loaded (and checked) before any model is scored.
 	det, err := prepareDetection(ctx, spec, viewCfg)
@@ -225,11 +230,16 @@ func Models(ctx context.Context, models []Model, spec Spec, out string) ([]repor
 	case len(valList.Items) == 0:
 		return nil, fmt.Errorf("--val %s lists no images: an empty validation set scores nothing", spec.Val)
 	case len(trainList.Classes) == 0:
-		return nil, fmt.Errorf("--train %s has no class labels (the %s layout gives none); classification protocols need labelled data", spec.Train, format)
+		return nil, fmt.Errorf("--train %s has no class labels (the %s layout gives none); classification protocols need labelled data (for unlabelled images: `sslight embed`)", spec.Train, format)
 	case !slices.Equal(trainList.Classes, valList.Classes):
 		return nil, fmt.Errorf("the label sets do not match: --train has classes %s, --val %s", clip(trainList.Classes), clip(valList.Classes))
 	}
 	data := &classificationData{format: format, train: trainList, val: valList, classes: len(trainList.Classes)}
+	if slices.Contains(spec.Protocols, ProtocolKNN) {
+		if err := checkKNNLabels(itemLabels(trainList.Items), itemLabels(valList.Items), trainList.Classes, spec.Train); err != nil {
+			return nil, err
+		}
+	}
 	// A subset list that does not fit the training set fails now, not
 	// after the first model's features.
 	for _, p := range []string{ProtocolSemi1, ProtocolSemi10} {
@@ -344,7 +354,7 @@ func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *cl
 		t := time.Now()
 		switch p {
 		case ProtocolKNN:
-			if err := knnProtocol(trainF, valF, data.classes, row); err != nil {
+			if err := knnProtocol(trainF, valF, data.train.Classes, spec.Train, row); err != nil {
 				return nil, err
 			}
 		case ProtocolLinear:
