@@ -42,9 +42,10 @@ In Python:
   X = np.load("out/embeddings.npy"); keys = open("out/keys.txt").read().splitlines()
 
 --nearest is exact: every pair's cosine similarity by blocked matrix products,
-N²·D multiply-adds on the CPU (about 4·10⁹ per second on two busy cores here:
-10,000 ResNet-18 embeddings, D = 512, in ~12 s; 100,000 in ~20 minutes), in
-N·K memory beyond the embeddings.
+N²·D multiply-adds on the CPU, N·K memory beyond the embeddings. Measured on two
+shared cores: 10,000 ResNet-18 embeddings (D = 512) in 12–29 s depending on the
+load; the cost grows with N², so 100,000 take 100 times as long (20–50 minutes
+there, less on more cores: the search uses every GOMAXPROCS).
 
 embed runs sslight checkpoints only: there is no ONNX runtime in Go here, so a
 model exported with sslight export cannot be embedded with (--model is

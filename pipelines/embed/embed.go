@@ -288,7 +288,8 @@ func writeKeys(ctx context.Context, uri string, keys []string) error {
 
 // NearestLines finds each row's k nearest other rows of the [len(keys),
 // dim] matrix x by cosine similarity (eval.Nearest: exact, ties to the
-// lower row) and returns the neighbours.jsonl lines in row order.
+// lower row) and returns the neighbours.jsonl lines in row order, the
+// similarities clamped to [−1, 1].
 func NearestLines(x []float32, dim int, keys []string, k int) ([]Neighbours, error) {
 	nb, err := eval.Nearest(x, dim, k)
 	if err != nil {
@@ -298,7 +299,8 @@ func NearestLines(x []float32, dim int, keys []string, k int) ([]Neighbours, err
 	for i, row := range nb {
 		l := Neighbours{Key: keys[i], Neighbours: make([]Neighbour, len(row))}
 		for j, n := range row {
-			l.Neighbours[j] = Neighbour{Key: keys[n.Index], Similarity: n.Similarity}
+			// float32 rounding can put a near-duplicate a hair above 1.
+			l.Neighbours[j] = Neighbour{Key: keys[n.Index], Similarity: min(max(n.Similarity, -1), 1)}
 		}
 		lines[i] = l
 	}
