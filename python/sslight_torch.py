@@ -3,6 +3,7 @@
     from sslight_torch import load
     model = load("runs/x/pretrain/checkpoints/step-00000780")  # or runs/x/pretrain (its newest checkpoint)
     emb = model(x)  # x: [N, 3, H, W] float32, normalised as sslight's evaluation (DATA.MEAN / DATA.STD)
+    teacher = load("runs/x/pretrain", weights="teacher")  # DINO's EMA teacher, MoCo's key encoder
 
 load() reads the checkpoint's meta.json (arch, width, small_image_stem,
 patch_size), builds the matching torch module -- torchvision's ResNet-18/34/50
@@ -13,6 +14,11 @@ patch 16 or 32 written here in plain torch under timm's names -- loads
 backbone.safetensors into it with load_state_dict(strict=True) and returns it in
 eval mode. Its forward returns sslight's embedding: the global average of the
 last feature map (CNNs), the final-norm class token (ViTs), [N, D].
+
+weights="teacher" loads the checkpoint's teacher instead of its student:
+teacher_backbone.safetensors, or, in checkpoints written before that file, the
+teacher.backbone.* (DINO) / key.backbone.* (MoCo) entries of
+checkpoint.safetensors; a SwAV checkpoint has no teacher.
 
 load() also takes a file written by `sslight export --format safetensors`
 (whose __metadata__ names the architecture); tensors under "head." (written with
@@ -201,18 +207,48 @@ def _checkpoint_dir(path):
     return os.path.dirname(metas[-1])
 
 
-def load(path):
+# Where a method's second network lives in checkpoint.safetensors.
+_TEACHER_PREFIX = {"DINO": "teacher.", "MOCO": "key."}
+
+
+def _teacher_tensors(d, meta):
+    prefix = _TEACHER_PREFIX.get(meta.get("method"))
+    if prefix is None:
+        raise ValueError("%s: a %s checkpoint trains one network and has no teacher: load its student"
+                         % (d, meta.get("method")))
+    path = os.path.join(d, "teacher_backbone.safetensors")
+    if os.path.exists(path):
+        return read_safetensors(path)[0]
+    state, _ = read_safetensors(os.path.join(d, "checkpoint.safetensors"))
+    pre = prefix + "backbone."
+    tensors = {k[len(pre):]: v for k, v in state.items() if k.startswith(pre)}
+    if not tensors:
+        raise ValueError("%s: no teacher_backbone.safetensors and no %s* in checkpoint.safetensors" % (d, pre))
+    return tensors
+
+
+def load(path, weights="student"):
     """The backbone of a checkpoint folder, a pretrain --out folder (its newest
-    checkpoint) or an exported .safetensors file, loaded strictly, in eval mode."""
+    checkpoint) or an exported .safetensors file, loaded strictly, in eval mode.
+    weights="teacher" takes a checkpoint's teacher (DINO's EMA teacher, MoCo's key
+    encoder) instead of its student."""
+    if weights not in ("student", "teacher"):
+        raise ValueError("weights %r: want 'student' or 'teacher'" % (weights,))
     if os.path.isdir(path):
         d = _checkpoint_dir(path)
         with open(os.path.join(d, "meta.json")) as f:
             meta = json.load(f)
-        tensors, _ = read_safetensors(os.path.join(d, "backbone.safetensors"))
+        if weights == "teacher":
+            tensors = _teacher_tensors(d, meta)
+        else:
+            tensors, _ = read_safetensors(os.path.join(d, "backbone.safetensors"))
     else:
         tensors, meta = read_safetensors(path)
         if "arch" not in meta:
             raise ValueError("%s: no arch in its metadata: not an sslight export" % path)
+        if weights != "student":
+            raise ValueError("%s: an exported file holds one network (its metadata says which): "
+                             "pass weights only with a checkpoint folder" % path)
         meta = dict(meta, width=float(meta.get("width", 1)), small_image_stem=meta.get("small_image_stem") == "true",
                     patch_size=int(meta.get("patch_size", 16)))
     model = build(meta["arch"], meta.get("width", 1.0), meta.get("small_image_stem", False), meta.get("patch_size", 16))

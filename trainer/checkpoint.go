@@ -10,6 +10,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/backbone"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/nn"
 	"github.com/sslight-go/sslight/trainer/optim"
@@ -76,8 +77,8 @@ func writeSafetensors(ctx context.Context, uri string, f *safetensors.File) erro
 	return storage.WriteFile(ctx, uri, buf.Bytes())
 }
 
-// saveCheckpoint writes the networks, the optimiser and loss state and
-// meta.
+// saveCheckpoint writes the networks, the optimiser and loss state, the
+// student's and the teacher's backbones and meta.
 func saveCheckpoint(ctx context.Context, out string, m method, meta checkpoint.Meta) (string, error) {
 	dir := checkpoint.Dir(out, meta.Step)
 	ts := m.state()
@@ -118,13 +119,25 @@ func saveCheckpoint(ctx context.Context, out string, m method, meta checkpoint.M
 	if err := writeSafetensors(ctx, storage.Join(dir, checkpoint.StateFile), f); err != nil {
 		return "", err
 	}
-	bf := safetensors.NewFile()
-	if err := addEntries(bf, ts.backbone.Entries(), identity); err != nil {
-		return "", err
-	}
-	bf.Metadata = map[string]string{"format": "pt", "arch": meta.Arch, "config_hash": meta.ConfigHash}
-	if err := writeSafetensors(ctx, storage.Join(dir, checkpoint.BackboneFile), bf); err != nil {
-		return "", err
+	// The backbones under torchvision/timm names, for evaluation and
+	// PyTorch: the student's, and the teacher's where the method has one.
+	backbones := []struct {
+		file    string
+		weights checkpoint.Weights
+		net     backbone.Backbone
+	}{{checkpoint.BackboneFile, checkpoint.Student, ts.backbone}, {checkpoint.TeacherBackboneFile, checkpoint.Teacher, ts.teacher}}
+	for _, b := range backbones {
+		if b.net == nil {
+			continue
+		}
+		bf := safetensors.NewFile()
+		if err := addEntries(bf, b.net.Entries(), identity); err != nil {
+			return "", err
+		}
+		bf.Metadata = map[string]string{"format": "pt", "arch": meta.Arch, "config_hash": meta.ConfigHash, "weights": string(b.weights)}
+		if err := writeSafetensors(ctx, storage.Join(dir, b.file), bf); err != nil {
+			return "", err
+		}
 	}
 	// meta.json last: its presence marks the checkpoint complete.
 	if err := jsonfile.Write(ctx, storage.Join(dir, checkpoint.MetaFile), meta); err != nil {

@@ -196,9 +196,10 @@ func newDINOModel(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (
 	m.emaStudent = optimParams(student.allParams())
 	m.emaTeacher = optimParams(teacher.allParams())
 	// The student under "student.", the teacher under "teacher.".
-	m.trainState = trainState{sc: sc, params: optimParams(studentParams), backbone: student.backbone, embedding: student.embedding,
-		entries:  append(student.entries("student."), teacher.entries("teacher.")...),
-		machines: []gorgonia.VM{m.svm, m.tvm}}
+	m.trainState = trainState{sc: sc, params: optimParams(studentParams), backbone: student.backbone, teacher: teacher.backbone,
+		embedding: student.embedding,
+		entries:   append(student.entries("student."), teacher.entries("teacher.")...),
+		machines:  []gorgonia.VM{m.svm, m.tvm}}
 	return m, nil
 }
 

@@ -63,6 +63,10 @@ type trainState struct {
 	// backbone is the backbone being pre-trained: what
 	// backbone.safetensors holds and evaluation loads.
 	backbone backbone.Backbone
+	// teacher is the backbone of the method's second network (DINO's EMA
+	// teacher, MoCo's key encoder), what teacher_backbone.safetensors
+	// holds; nil for SwAV, which has none.
+	teacher backbone.Backbone
 	// embedding is the trained network's embedding node, [views·batch,
 	// embed_dim], whose first batch rows the joint linear probe classifies
 	// (the reference's enc_feats[:batch_size]).

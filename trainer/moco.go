@@ -199,8 +199,9 @@ func newMoCoModel(cfg *configs.Config, geo Geometry, batch int, sc *schedules) (
 	keyEntries := key.entries("key.")
 	// The query encoder under "student.", the key encoder under "key.",
 	// whose momentum update comes before the step's loss.
-	m.trainState = trainState{sc: sc, params: optimParams(params), backbone: query.backbone, embedding: query.embedding,
-		entries: append(query.entries("student."), keyEntries...), preForward: paramEntries(keyEntries),
+	m.trainState = trainState{sc: sc, params: optimParams(params), backbone: query.backbone, teacher: key.backbone,
+		embedding: query.embedding,
+		entries:   append(query.entries("student."), keyEntries...), preForward: paramEntries(keyEntries),
 		machines: []gorgonia.VM{m.qvm, m.kvm}}
 	return m, nil
 }

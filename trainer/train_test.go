@@ -236,6 +236,7 @@ func checkResume(t *testing.T, cfg *configs.Config) (straight, stopped string) {
 		t.Fatalf("summary %+v: want %s done after 6 steps of 3 per epoch", sum, cfg.SSLMethod)
 	}
 	final := filepath.Join(straight, "checkpoints", "step-00000006")
+	checkTeacherFile(t, final, cfg.SSLMethod)
 
 	stopped = filepath.Join(root, "stopped")
 	if sum, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: stopped, MaxSteps: 4}); err != nil || sum.Done {
@@ -259,7 +260,11 @@ func checkResume(t *testing.T, cfg *configs.Config) (straight, stopped string) {
 		if !sum.Done {
 			t.Fatalf("%s: resumed run not done: %+v", out, sum)
 		}
-		for _, f := range []string{checkpoint.StateFile, checkpoint.BackboneFile} {
+		files := []string{checkpoint.StateFile, checkpoint.BackboneFile}
+		if checkpoint.TeacherPrefix(cfg.SSLMethod) != "" {
+			files = append(files, checkpoint.TeacherBackboneFile)
+		}
+		for _, f := range files {
 			want := readBytes(t, filepath.Join(final, f))
 			got := readBytes(t, filepath.Join(out, "checkpoints", "step-00000006", f))
 			if !bytes.Equal(got, want) {

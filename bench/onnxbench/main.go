@@ -166,7 +166,7 @@ func views(dir string, n, size int) ([]float32, error) {
 
 func runInfer(dir string, reps int) error {
 	ctx := context.Background()
-	m, err := features.LoadCheckpoint(ctx, dir)
+	m, err := features.LoadCheckpoint(ctx, dir, checkpoint.Student)
 	if err != nil {
 		return err
 	}

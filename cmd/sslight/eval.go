@@ -13,6 +13,7 @@ import (
 	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/detect"
 	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
 	"github.com/sslight-go/sslight/trainer/finetune"
@@ -65,7 +66,13 @@ the config's GLOBAL_CROP_SIZE; model loaded once per worker), then:
           pycocotools' COCOeval. CNN backbones only; not for --raw-pixels.
           sslight dataset make-coco builds such sets from Fashion-MNIST.
           Alone, it needs no --train / --val.
---random-init and --raw-pixels add the paper's reference rows.
+--random-init and --raw-pixels add the paper's reference rows. --weights
+teacher scores each checkpoint's teacher instead of its student (DINO's
+EMA teacher, MoCo's key encoder: teacher_backbone.safetensors, or the
+teacher's entries of checkpoint.safetensors in older checkpoints); every
+protocol then uses it, and the report's weights column says which ran.
+The classification protocols need labelled sets: for a folder of
+unlabelled images use sslight embed.
 
 Writes under --out: features/<model>/{train,val}/ (feature parts, dead
 letters), detection/<model>/detections.json (COCO results), metrics.json
@@ -95,6 +102,8 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	fs.StringVar(&job.Out, "out", "", "where features, metrics and the report go")
 	fs.BoolVar(&job.RandomInit, "random-init", false, "also score the first checkpoint's architecture at random initialisation")
 	fs.BoolVar(&job.RawPixels, "raw-pixels", false, "also score the raw normalised pixels")
+	weights := fs.String("weights", string(checkpoint.Student), "which network of each checkpoint every protocol uses: student (the trained network)\n"+
+		"or teacher (DINO's EMA teacher, MoCo's key encoder; SwAV has none)")
 	linearEpochs := fs.Int("linear-epochs", 0, "linear probe epochs (0: the mode's default, 30 fast / 100 reference)")
 	semi1List := fs.String("semi1-list", "", "semi1: the reference's subset list (semi_1percent.txt: one file name per line) instead of a class-stratified 1%")
 	semi10List := fs.String("semi10-list", "", "semi10: the reference's subset list (semi_10percent.txt) instead of a class-stratified 10%")
@@ -117,6 +126,11 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	if *ckpts == "" || job.Out == "" || (evaluate.HasClassification(spec.Protocols) && (spec.Train == "" || spec.Val == "")) {
 		return errors.New("--checkpoint, --out and (for the classification protocols) --train and --val are required (see sslight eval --checkpoint X --help)")
 	}
+	w, err := checkpoint.ParseWeights(*weights)
+	if err != nil {
+		return fmt.Errorf("--weights: %w", err)
+	}
+	job.Weights = w
 	spec.SemiLists = map[string]string{evaluate.ProtocolSemi1: *semi1List, evaluate.ProtocolSemi10: *semi10List}
 	if err := spec.SetLinear(*linearMode, *linearEpochs); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sslight-go/sslight/sinks/report"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/eval"
 )
 
@@ -17,6 +18,9 @@ type Checkpoints struct {
 	// Dirs are checkpoint folders or training output folders (their newest
 	// checkpoint).
 	Dirs []string
+	// Weights picks each checkpoint's network: checkpoint.Student ("" too)
+	// or checkpoint.Teacher (Model.WithWeights).
+	Weights checkpoint.Weights
 	// RawPixels and RandomInit add the reference rows, with the first
 	// checkpoint's training config (the random-init backbone seeded with
 	// Spec.Seed).
@@ -35,7 +39,7 @@ func (c Checkpoints) Report(ctx context.Context) (*report.Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--checkpoint %s: %w", d, err)
 		}
-		models = append(models, m)
+		models = append(models, m.WithWeights(c.Weights))
 	}
 	if len(models) == 0 {
 		return nil, errors.New("no checkpoint to evaluate")

@@ -46,6 +46,7 @@ import (
 	featfile "github.com/sslight-go/sslight/sinks/features"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/features"
 	"github.com/sslight-go/sslight/transforms"
 	"github.com/sslight-go/sslight/transforms/beamfs"
@@ -74,6 +75,9 @@ type Options struct {
 	// Checkpoint is a checkpoint folder (or a training output folder: its
 	// newest checkpoint).
 	Checkpoint string
+	// Weights picks the checkpoint's network: checkpoint.Student ("" too)
+	// or checkpoint.Teacher (DINO's EMA teacher, MoCo's key encoder).
+	Weights checkpoint.Weights
 	// RandomInit extracts with a freshly initialised backbone.
 	RandomInit bool
 	// RawPixels uses the flattened normalised views as features.
@@ -101,6 +105,7 @@ type Summary struct {
 	Index        string  `json:"index"`
 	Mode         string  `json:"mode"`
 	Checkpoint   string  `json:"checkpoint,omitempty"`
+	Weights      string  `json:"weights,omitempty"`
 	Arch         string  `json:"arch,omitempty"`
 	Source       string  `json:"source"`
 	Format       string  `json:"format"`
@@ -135,6 +140,7 @@ func init() {
 type modelSpec struct {
 	Mode       string        `json:"mode"`
 	Checkpoint string        `json:"checkpoint,omitempty"`
+	Weights    string        `json:"weights,omitempty"`
 	Arch       features.Arch `json:"arch"`
 	Seed       uint64        `json:"seed"`
 	BatchSize  int           `json:"batch_size"`
@@ -148,7 +154,7 @@ func loadModel(ctx context.Context, s modelSpec) (*features.Model, error) {
 	)
 	switch s.Mode {
 	case featfile.ModeCheckpoint:
-		m, err = features.LoadCheckpoint(ctx, s.Checkpoint)
+		m, err = features.LoadCheckpoint(ctx, s.Checkpoint, checkpoint.Weights(s.Weights))
 	case featfile.ModeRandomInit:
 		m, err = features.NewRandomInit(s.Arch, s.Seed)
 	case featfile.ModeRawPixels:
@@ -265,7 +271,7 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	wall := time.Since(start).Seconds()
 	sum := &Summary{Out: opts.Out, Index: storage.Join(opts.Out, featfile.IndexFileName), Mode: info.Mode,
-		Checkpoint: info.Checkpoint, Arch: info.Arch, Source: listing.Root, Format: listing.Format, Split: opts.Split,
+		Checkpoint: info.Checkpoint, Weights: info.Weights, Arch: info.Arch, Source: listing.Root, Format: listing.Format, Split: opts.Split,
 		ConfigHash: hash, ViewSize: view.Size, Dim: ix.Dim, Inputs: ix.Inputs, Samples: ix.Samples,
 		DeadLetters: ix.DeadLetters, Parts: len(ix.Files), BatchSize: spec.BatchSize, Workers: workers,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), WallSeconds: wall, Runner: transforms.RunnerName()}
@@ -303,16 +309,21 @@ func resolve(ctx context.Context, opts Options) (modelSpec, *configs.Config, *fe
 		return modelSpec{}, nil, nil, errors.New("evaluate: no source: pass a local folder or gs://bucket/prefix")
 	case opts.Out == "":
 		return modelSpec{}, nil, nil, errors.New("evaluate: no output folder")
+	case opts.Weights.OrStudent() != checkpoint.Student && opts.Checkpoint == "":
+		return modelSpec{}, nil, nil, fmt.Errorf("evaluate: weights %s: only a checkpoint has a teacher", opts.Weights)
+	}
+	if _, err := checkpoint.ParseWeights(string(opts.Weights)); err != nil {
+		return modelSpec{}, nil, nil, fmt.Errorf("evaluate: %w", err)
 	}
 	spec := modelSpec{BatchSize: opts.BatchSize}
 	cfg := opts.Config
 	var model *features.Model
 	switch {
 	case opts.Checkpoint != "":
-		spec.Mode, spec.Checkpoint = featfile.ModeCheckpoint, opts.Checkpoint
+		spec.Mode, spec.Checkpoint, spec.Weights = featfile.ModeCheckpoint, opts.Checkpoint, string(opts.Weights.OrStudent())
 		if cfg == nil {
 			// The view follows the training config unless told otherwise.
-			m, err := features.LoadCheckpoint(ctx, opts.Checkpoint)
+			m, err := features.LoadCheckpoint(ctx, opts.Checkpoint, opts.Weights)
 			if err != nil {
 				return modelSpec{}, nil, nil, fmt.Errorf("evaluate: %w", err)
 			}

@@ -58,6 +58,10 @@ type Model struct {
 	// Checkpoint is a checkpoint folder or a training output folder (its
 	// newest checkpoint).
 	Checkpoint string
+	// Weights picks the checkpoint's network every protocol uses:
+	// checkpoint.Student ("" too) or checkpoint.Teacher (DINO's EMA
+	// teacher, MoCo's key encoder; SwAV has none).
+	Weights checkpoint.Weights
 	// RandomInit scores Config's architecture freshly initialised (seed
 	// SEED); RawPixels the normalised pixels themselves.
 	RandomInit bool
@@ -141,6 +145,17 @@ func CheckpointModel(ctx context.Context, dir string) (Model, error) {
 	return Model{Name: ModelName(cfg), Method: meta.Method, Setting: SettingOf(cfg), Checkpoint: dir, Config: cfg}, nil
 }
 
+// WithWeights returns m scoring the checkpoint's network w; a teacher's
+// row is named "<name> (teacher)", so that its features, detections and
+// table row stay apart from the student's.
+func (m Model) WithWeights(w checkpoint.Weights) Model {
+	m.Weights = w.OrStudent()
+	if m.Weights == checkpoint.Teacher && !strings.HasSuffix(m.Name, " (teacher)") {
+		m.Name += " (teacher)"
+	}
+	return m
+}
+
 // RawPixelsModel is the raw-pixel reference row, with cfg's views.
 func RawPixelsModel(cfg *configs.Config) Model {
 	return Model{Name: "raw pixels", Setting: report.SettingRawPixels, RawPixels: true, Config: cfg}
@@ -187,6 +202,11 @@ func Models(ctx context.Context, models []Model, spec Spec, out string) ([]repor
 	if format == "" {
 		format = viewCfg.Data.Format
 	}
+	if HasClassification(spec.Protocols) && format == source.FormatFolder {
+		return nil, fmt.Errorf("--train %s has no class labels (the folder layout gives none), and the classification protocols (%s) need labelled --train and --val sets "+
+			"(imagenet, idx or coco layout); to embed unlabelled images, and see each one's nearest neighbours, run `sslight embed --checkpoint CKPT --source %s --out URI --nearest 5`",
+			spec.Train, strings.Join(classificationProtocols(spec.Protocols), ", "), spec.Train)
+	}
 	// Detection alone needs no classification sources; its own sets are
 	// loaded (and checked) before any model is scored.
 	det, err := prepareDetection(ctx, spec, viewCfg)
@@ -210,11 +230,16 @@ func Models(ctx context.Context, models []Model, spec Spec, out string) ([]repor
 	case len(valList.Items) == 0:
 		return nil, fmt.Errorf("--val %s lists no images: an empty validation set scores nothing", spec.Val)
 	case len(trainList.Classes) == 0:
-		return nil, fmt.Errorf("--train %s has no class labels (the %s layout gives none); classification protocols need labelled data", spec.Train, format)
+		return nil, fmt.Errorf("--train %s has no class labels (the %s layout gives none); classification protocols need labelled data (for unlabelled images: `sslight embed`)", spec.Train, format)
 	case !slices.Equal(trainList.Classes, valList.Classes):
 		return nil, fmt.Errorf("the label sets do not match: --train has classes %s, --val %s", clip(trainList.Classes), clip(valList.Classes))
 	}
 	data := &classificationData{format: format, train: trainList, val: valList, classes: len(trainList.Classes)}
+	if slices.Contains(spec.Protocols, ProtocolKNN) {
+		if err := checkKNNLabels(itemLabels(trainList.Items), itemLabels(valList.Items), trainList.Classes, spec.Train); err != nil {
+			return nil, err
+		}
+	}
 	// A subset list that does not fit the training set fails now, not
 	// after the first model's features.
 	for _, p := range []string{ProtocolSemi1, ProtocolSemi10} {
@@ -264,7 +289,7 @@ func checkCheckpoints(ctx context.Context, models []Model) error {
 		if m.Checkpoint == "" || m.RandomInit || m.RawPixels {
 			continue
 		}
-		if _, err := checkpoint.LoadBackbone(ctx, m.Checkpoint); err != nil {
+		if _, err := checkpoint.LoadBackbone(ctx, m.Checkpoint, m.Weights); err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
 	}
@@ -273,8 +298,12 @@ func checkCheckpoints(ctx context.Context, models []Model) error {
 
 // newRow starts a model's report row.
 func newRow(m Model, dataset string) *report.Row {
-	return &report.Row{Name: m.Name, Method: m.Method, Setting: m.Setting, Dataset: dataset,
+	row := &report.Row{Name: m.Name, Method: m.Method, Setting: m.Setting, Dataset: dataset,
 		Metrics: map[string]float64{}, Protocols: map[string]string{}, Seconds: map[string]float64{}, Training: maps.Clone(m.Training)}
+	if m.Checkpoint != "" && !m.RandomInit && !m.RawPixels {
+		row.Weights = string(m.Weights.OrStudent())
+	}
+	return row
 }
 
 // evaluateModel extracts one model's features and runs every protocol on
@@ -288,7 +317,7 @@ func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *cl
 	dir := FeaturesDir(out, m.Name)
 	logf(spec.Progress, "eval %s: extracting features", m.Name)
 	extract := func(src, split, sub string) (eval.Features, *Summary, error) {
-		o := Options{Config: m.Config, Checkpoint: m.Checkpoint, RandomInit: m.RandomInit, RawPixels: m.RawPixels,
+		o := Options{Config: m.Config, Checkpoint: m.Checkpoint, Weights: m.Weights, RandomInit: m.RandomInit, RawPixels: m.RawPixels,
 			Source: src, Format: data.format, Split: split, Out: storage.Join(dir, sub), Progress: spec.Progress}
 		sum, err := Extract(ctx, o)
 		if err != nil {
@@ -325,7 +354,7 @@ func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *cl
 		t := time.Now()
 		switch p {
 		case ProtocolKNN:
-			if err := knnProtocol(trainF, valF, data.classes, row); err != nil {
+			if err := knnProtocol(trainF, valF, data.train.Classes, spec.Train, row); err != nil {
 				return nil, err
 			}
 		case ProtocolLinear:
@@ -354,9 +383,10 @@ func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *cl
 }
 
 // modelBackbone returns the backbone a protocol fine-tunes and the config
-// its views follow: a checkpoint's student, loaded strictly, with the
-// checkpoint's training config (ck says which checkpoint), or the model
-// config's architecture freshly initialised (ck nil).
+// its views follow: a checkpoint's student or teacher (m.Weights), loaded
+// strictly, with the checkpoint's training config (ck says which
+// checkpoint), or the model config's architecture freshly initialised (ck
+// nil).
 func modelBackbone(ctx context.Context, m Model) (bb backbone.Backbone, cfg *configs.Config, ck *checkpoint.Backbone, err error) {
 	if m.Checkpoint == "" {
 		cfg = m.Config
@@ -364,7 +394,7 @@ func modelBackbone(ctx context.Context, m Model) (bb backbone.Backbone, cfg *con
 			SmallImageStem: cfg.Model.SmallImageStem, PatchSize: cfg.ViT.PatchSize})
 		return bb, cfg, nil, err
 	}
-	if ck, err = checkpoint.LoadBackbone(ctx, m.Checkpoint); err != nil {
+	if ck, err = checkpoint.LoadBackbone(ctx, m.Checkpoint, m.Weights); err != nil {
 		return nil, nil, nil, err
 	}
 	if cfg, err = ck.Meta.ParseConfig(); err != nil {
@@ -385,7 +415,7 @@ func featureModel(ctx context.Context, m Model) (*features.Model, *configs.Confi
 		fm, err := features.NewRandomInit(arch, uint64(cfg.Seed))
 		return fm, cfg, err
 	}
-	fm, err := features.LoadCheckpoint(ctx, m.Checkpoint)
+	fm, err := features.LoadCheckpoint(ctx, m.Checkpoint, m.Weights)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -70,6 +70,10 @@ type ModelInfo struct {
 	// (ModeCheckpoint).
 	ConfigHash string `json:"config_hash,omitempty"`
 	Step       int    `json:"step,omitempty"`
+	// Weights says which network of the checkpoint gave the features:
+	// "student" or "teacher" (ModeCheckpoint; indexes written before the
+	// field existed hold the student's).
+	Weights string `json:"weights,omitempty"`
 	// Seed is the initialisation seed (ModeRandomInit).
 	Seed uint64 `json:"seed,omitempty"`
 }

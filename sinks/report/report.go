@@ -50,6 +50,10 @@ type Row struct {
 	// Checkpoint is the evaluated checkpoint folder ("" for the
 	// reference rows) and ConfigHash its training config's hash.
 	Checkpoint string `json:"checkpoint,omitempty"`
+	// Weights says which of the checkpoint's networks was evaluated:
+	// "student" (the trained network) or "teacher" (DINO's EMA teacher,
+	// MoCo's key encoder); "" for the reference rows.
+	Weights    string `json:"weights,omitempty"`
 	ConfigHash string `json:"config_hash,omitempty"`
 	Dataset    string `json:"dataset"`
 	// Metrics maps a Columns key to a value (percent or AP×100).
@@ -106,23 +110,28 @@ func CSV(r *Report) []byte {
 }
 
 // baselineOf returns the index of the baseline row an SSLight row is
-// compared with (same method and architecture), or -1.
+// compared with (same method, architecture and weights), or -1.
 func baselineOf(rows []Row, i int) int {
 	if rows[i].Setting != SettingSSLight {
 		return -1
 	}
 	for j, o := range rows {
-		if o.Setting == SettingBaseline && o.Method == rows[i].Method && o.Arch == rows[i].Arch {
+		if o.Setting == SettingBaseline && o.Method == rows[i].Method && o.Arch == rows[i].Arch && o.Weights == rows[i].Weights {
 			return j
 		}
 	}
 	return -1
 }
 
-// Markdown renders the paper-style table: one row per model, one column
+// Markdown renders the paper-style table: one row per model, a weights
+// column when any row names its weights (student or teacher), one column
 // per metric any row has, SSLight rows with (+delta) against their
 // baseline.
 func Markdown(r *Report) string {
+	weights := false
+	for _, row := range r.Rows {
+		weights = weights || row.Weights != ""
+	}
 	var cols []Column
 	for _, c := range Columns {
 		for _, row := range r.Rows {
@@ -135,10 +144,16 @@ func Markdown(r *Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# sslight evaluation report\n\nrun `%s` · %s · data set: %s\n\n", r.RunID, r.Created, r.Dataset)
 	b.WriteString("| model | backbone |")
+	if weights {
+		b.WriteString(" weights |")
+	}
 	for _, c := range cols {
 		b.WriteString(" " + c.Title + " |")
 	}
 	b.WriteString("\n|---|---|")
+	if weights {
+		b.WriteString("---|")
+	}
 	for range cols {
 		b.WriteString("---:|")
 	}
@@ -149,6 +164,13 @@ func Markdown(r *Report) string {
 			arch = "–"
 		}
 		fmt.Fprintf(&b, "| %s | %s |", row.Name, arch)
+		if weights {
+			w := row.Weights
+			if w == "" {
+				w = "–"
+			}
+			fmt.Fprintf(&b, " %s |", w)
+		}
 		base := baselineOf(r.Rows, i)
 		for _, c := range cols {
 			v, ok := row.Metrics[c.Key]

@@ -31,6 +31,25 @@ func TestMarkdown(t *testing.T) {
 	}
 }
 
+// A report of checkpoint rows says which weights each row evaluated, and
+// a teacher row is compared with the teacher of its baseline only.
+func TestMarkdownWeights(t *testing.T) {
+	r := sample()
+	r.Rows[1].Weights, r.Rows[2].Weights = "student", "teacher"
+	teacher := r.Rows[1]
+	teacher.Name, teacher.Weights, teacher.Metrics = "DINO (teacher)", "teacher", map[string]float64{"knn_top1": 75.0, "linear_top1": 74.0}
+	r.Rows = append(r.Rows, teacher)
+	want := "| model | backbone | weights | kNN top-1 | linear top-1 |\n" +
+		"|---|---|---|---:|---:|\n" +
+		"| raw pixels | – | – | 84.6 | 84.0 |\n" +
+		"| DINO | resnet18 | student | 73.5 | 72.4 |\n" +
+		"| DINO + SSLight | resnet18 | teacher | 76.4 (+1.4) | 76.8 (+2.8) |\n" +
+		"| DINO (teacher) | resnet18 | teacher | 75.0 | 74.0 |\n"
+	if got := Markdown(r); !strings.Contains(got, want) {
+		t.Errorf("markdown:\n%s\nwant it to hold:\n%s", got, want)
+	}
+}
+
 func TestCSV(t *testing.T) {
 	got := string(CSV(sample()))
 	for _, line := range []string{

@@ -214,5 +214,4 @@ func (w *Writer) Size() int {
 	return len(w.data)
 }
 
-
 func marshalEvent(ev *tbproto.Event) ([]byte, error) { return proto.Marshal(ev) }

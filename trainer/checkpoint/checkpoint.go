@@ -1,15 +1,24 @@
 // Package checkpoint is the trainer's checkpoint format seen from outside
 // the training loop: the files of a checkpoint folder, its meta.json, how
 // to find the newest one under a training output, and the one strict way
-// to load a trained backbone from it. The trainer writes checkpoints;
-// evaluation, export and embedding read them through this package, so none
-// of them depends on the training loop.
+// to load a trained backbone from it, the student's or the teacher's. The
+// trainer writes checkpoints; evaluation, export and embedding read them
+// through this package, so none of them depends on the training loop.
 //
 // A checkpoint is a folder <out>/checkpoints/step-NNNNNNNN holding
-// checkpoint.safetensors (everything needed to resume), backbone.safetensors
-// (the student backbone under torchvision/timm names, what evaluation and
-// PyTorch users load) and meta.json, written last: a folder without
-// meta.json is an interrupted write and is ignored.
+//
+//	checkpoint.safetensors          everything needed to resume
+//	backbone.safetensors            the student backbone under torchvision/timm names,
+//	                                what evaluation and PyTorch users load
+//	teacher_backbone.safetensors    the teacher's backbone under the same names, for a
+//	                                method that has one (DINO's EMA teacher, MoCo's key
+//	                                encoder; SwAV has none)
+//	meta.json                       written last: a folder without it is an interrupted
+//	                                write and is ignored
+//
+// Checkpoints written before teacher_backbone.safetensors existed still
+// give their teacher: LoadBackbone then reads it from checkpoint.safetensors
+// (teacher.backbone.* or key.backbone.*).
 //
 // Tensor names in checkpoint.safetensors, by SSL_METHOD; "student." is
 // always the network being trained, each under "backbone." (torchvision/
@@ -44,10 +53,11 @@ import (
 // The files of a checkpoint folder, and the folder under a training output
 // that holds the checkpoints.
 const (
-	StateFile    = "checkpoint.safetensors"
-	BackboneFile = "backbone.safetensors"
-	MetaFile     = "meta.json"
-	Folder       = "checkpoints"
+	StateFile           = "checkpoint.safetensors"
+	BackboneFile        = "backbone.safetensors"
+	TeacherBackboneFile = "teacher_backbone.safetensors"
+	MetaFile            = "meta.json"
+	Folder              = "checkpoints"
 )
 
 // Meta is a checkpoint's meta.json.
@@ -212,18 +222,37 @@ type Backbone struct {
 	Dir  string
 	Meta *Meta
 	Net  backbone.Backbone
+	// Weights says which network it is (Student or Teacher) and From where
+	// its tensors were read: a file of Dir ("backbone.safetensors"), or
+	// the teacher's entries in checkpoint.safetensors of an older
+	// checkpoint ("checkpoint.safetensors teacher.backbone.*").
+	Weights Weights
+	From    string
 }
 
-// LoadBackbone loads the student backbone of a checkpoint folder or of a
-// training output folder (its newest complete checkpoint). The load is
-// strict: an unknown architecture, a backbone file of another architecture,
-// missing, unexpected or mis-shaped tensors are errors naming the problem
-// (wrapping ErrUnusable). Every reader of trained backbones (evaluation,
-// fine-tuning, detection, export) loads them here.
-func LoadBackbone(ctx context.Context, dir string) (*Backbone, error) {
+// LoadBackbone loads a backbone of a checkpoint folder or of a training
+// output folder (its newest complete checkpoint): the student
+// (backbone.safetensors) or the teacher (teacher_backbone.safetensors,
+// or, in checkpoints written before that file existed, the
+// teacher.backbone.* / key.backbone.* entries of checkpoint.safetensors);
+// w "" means Student. A SwAV checkpoint has no teacher: asking for it is
+// an error wrapping ErrNoTeacher. The load is strict: an unknown
+// architecture, a backbone file of another architecture, missing,
+// unexpected or mis-shaped tensors are errors naming the problem (wrapping
+// ErrUnusable). Every reader of trained backbones (evaluation,
+// fine-tuning, detection, export, embedding) loads them here.
+func LoadBackbone(ctx context.Context, dir string, w Weights) (*Backbone, error) {
+	w = w.OrStudent()
+	if w != Student && w != Teacher {
+		return nil, fmt.Errorf("checkpoint %s: weights %q: want %s or %s", dir, w, Student, Teacher)
+	}
 	dir, meta, err := Resolve(ctx, dir)
 	if err != nil {
 		return nil, err
+	}
+	prefix := TeacherPrefix(meta.Method)
+	if w == Teacher && prefix == "" {
+		return nil, noTeacher(dir, meta.Method)
 	}
 	bb, err := backbone.New(meta.Arch, meta.BackboneOptions())
 	if err != nil {
@@ -233,22 +262,68 @@ func LoadBackbone(ctx context.Context, dir string) (*Backbone, error) {
 		return nil, fmt.Errorf("checkpoint %s: %w: %s says embed_dim %d, but %s has %d",
 			dir, ErrUnusable, MetaFile, meta.EmbedDim, Describe(meta.Arch, meta.BackboneOptions()), bb.EmbedDim())
 	}
-	raw, err := storage.ReadFile(ctx, storage.Join(dir, BackboneFile))
+	file := BackboneFile
+	if w == Teacher {
+		file = TeacherBackboneFile
+		ok, err := storage.Exists(ctx, storage.Join(dir, file))
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w: %v", dir, ErrUnusable, err)
+		}
+		if !ok {
+			return loadTeacherFromState(ctx, dir, meta, bb, prefix)
+		}
+	}
+	f, err := readSafetensors(ctx, dir, file)
+	if err != nil {
+		return nil, err
+	}
+	if a := f.Metadata["arch"]; a != "" && a != meta.Arch {
+		return nil, fmt.Errorf("checkpoint %s: %w: %s holds a %s backbone, %s says %s",
+			dir, ErrUnusable, file, a, MetaFile, meta.Arch)
+	}
+	if err := backbone.LoadStateDict(bb, f); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w: %s does not fit %s: %v", dir, ErrUnusable, file, Describe(meta.Arch, meta.BackboneOptions()), err)
+	}
+	return &Backbone{Dir: dir, Meta: meta, Net: bb, Weights: w, From: file}, nil
+}
+
+// loadTeacherFromState loads the teacher of a checkpoint without
+// teacher_backbone.safetensors from its entries under prefix+"backbone."
+// in checkpoint.safetensors.
+func loadTeacherFromState(ctx context.Context, dir string, meta *Meta, bb backbone.Backbone, prefix string) (*Backbone, error) {
+	f, err := readSafetensors(ctx, dir, StateFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w (the teacher is read from there when %s is absent)", err, TeacherBackboneFile)
+	}
+	from := StateFile + " " + prefix + "backbone.*"
+	sub := safetensors.NewFile()
+	for _, name := range f.Names {
+		if rest, ok := strings.CutPrefix(name, prefix+"backbone."); ok {
+			sub.Names = append(sub.Names, rest)
+			sub.Tensors[rest] = f.Tensors[name]
+		}
+	}
+	if len(sub.Names) == 0 {
+		return nil, fmt.Errorf("checkpoint %s: %w: no %s and no %sbackbone.* entries in %s: the %s of this %s checkpoint is not there",
+			dir, ErrUnusable, TeacherBackboneFile, prefix, StateFile, TeacherName(meta.Method), meta.Method)
+	}
+	if err := backbone.LoadStateDict(bb, sub); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w: %s does not fit %s: %v", dir, ErrUnusable, from, Describe(meta.Arch, meta.BackboneOptions()), err)
+	}
+	return &Backbone{Dir: dir, Meta: meta, Net: bb, Weights: Teacher, From: from}, nil
+}
+
+// readSafetensors reads and decodes one safetensors file of a checkpoint.
+func readSafetensors(ctx context.Context, dir, name string) (*safetensors.File, error) {
+	raw, err := storage.ReadFile(ctx, storage.Join(dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w: %v", dir, ErrUnusable, err)
 	}
 	f, err := safetensors.Decode(raw)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w: %s: %v", dir, ErrUnusable, BackboneFile, err)
+		return nil, fmt.Errorf("checkpoint %s: %w: %s: %v", dir, ErrUnusable, name, err)
 	}
-	if a := f.Metadata["arch"]; a != "" && a != meta.Arch {
-		return nil, fmt.Errorf("checkpoint %s: %w: %s holds a %s backbone, %s says %s",
-			dir, ErrUnusable, BackboneFile, a, MetaFile, meta.Arch)
-	}
-	if err := backbone.LoadStateDict(bb, f); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w: %s does not fit %s: %v", dir, ErrUnusable, BackboneFile, Describe(meta.Arch, meta.BackboneOptions()), err)
-	}
-	return &Backbone{Dir: dir, Meta: meta, Net: bb}, nil
+	return f, nil
 }
 
 // Describe spells an architecture with its options, for messages.

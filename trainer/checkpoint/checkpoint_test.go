@@ -48,3 +48,25 @@ func TestMetaConfigIsReadableJSON(t *testing.T) {
 		t.Error("a config that is not JSON was written")
 	}
 }
+
+// --weights reads student or teacher in any case, "" as the student, and
+// refuses anything else naming it; each method's teacher prefix is where
+// the trainer writes its second network.
+func TestParseWeights(t *testing.T) {
+	for in, want := range map[string]Weights{"": Student, "student": Student, "Teacher": Teacher, " teacher ": Teacher} {
+		if got, err := ParseWeights(in); err != nil || got != want {
+			t.Errorf("ParseWeights(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseWeights("ema"); err == nil || !strings.Contains(err.Error(), `"ema"`) {
+		t.Errorf("ParseWeights(ema): %v", err)
+	}
+	for method, want := range map[string]string{"DINO": "teacher.", "MOCO": "key.", "SWAV": ""} {
+		if got := TeacherPrefix(method); got != want {
+			t.Errorf("TeacherPrefix(%s) = %q, want %q", method, got, want)
+		}
+	}
+	if Weights("").OrStudent() != Student || Teacher.OrStudent() != Teacher {
+		t.Error("OrStudent")
+	}
+}

@@ -7,7 +7,8 @@
 // Run reads a checkpoint folder (or a pretrain --out, meaning its newest
 // checkpoint) through trainer/checkpoint, loads the student backbone from
 // backbone.safetensors or the teacher (DINO's EMA teacher, MoCo's key
-// encoder) from checkpoint.safetensors, optionally with the method's head,
+// encoder) from teacher_backbone.safetensors (checkpoint.safetensors in
+// checkpoints written before that file), optionally with the method's head,
 // every load strict, and writes one file through sinks/storage (a local
 // path or gs://…). Every option is checked, and the checkpoint's meta.json
 // read, before any weights are.
@@ -35,8 +36,8 @@ const (
 	FormatONNX        = "onnx"
 	FormatSafetensors = "safetensors"
 
-	WeightsStudent = "student"
-	WeightsTeacher = "teacher"
+	WeightsStudent = string(checkpoint.Student)
+	WeightsTeacher = string(checkpoint.Teacher)
 )
 
 // Options are what to export and where. The fields map one to one onto the
@@ -51,6 +52,7 @@ type Options struct {
 	Format string
 	// Weights is WeightsStudent (the trained network, backbone.safetensors)
 	// or WeightsTeacher (DINO's EMA teacher, MoCo's key encoder, from
+	// teacher_backbone.safetensors or, in older checkpoints,
 	// checkpoint.safetensors; SwAV has none) ("" means student). (--weights)
 	Weights string
 	// WithHead appends the method's head: in ONNX its output becomes the
@@ -201,7 +203,7 @@ func plan(ctx context.Context, o Options) (*job, error) {
 	if cfg.SSLMethod != meta.Method {
 		return nil, fmt.Errorf("checkpoint %s: %w: meta.json says method %s, its config %s", dir, checkpoint.ErrUnusable, meta.Method, cfg.SSLMethod)
 	}
-	if p.weights == WeightsTeacher && teacherPrefix(meta.Method) == "" {
+	if p.weights == WeightsTeacher && checkpoint.TeacherPrefix(meta.Method) == "" {
 		return nil, fmt.Errorf("%w: weights teacher: a %s checkpoint has no teacher (DINO has its EMA teacher, MoCo its key encoder; SwAV trains one network)", ErrOptions, meta.Method)
 	}
 	if len(cfg.Data.Mean) != 3 || len(cfg.Data.Std) != 3 {
@@ -251,16 +253,4 @@ func plan(ctx context.Context, o Options) (*job, error) {
 		return nil, fmt.Errorf("%w: size %d: %v", ErrOptions, p.size, err)
 	}
 	return p, nil
-}
-
-// teacherPrefix is where a method's second network lives in
-// checkpoint.safetensors ("" when it has none).
-func teacherPrefix(method string) string {
-	switch method {
-	case "DINO":
-		return "teacher."
-	case "MOCO":
-		return "key."
-	}
-	return ""
 }

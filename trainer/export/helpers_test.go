@@ -165,7 +165,7 @@ func writeCkpt(t *testing.T, root string, cfg *configs.Config, seed uint64, full
 			}
 		}
 	}
-	second := teacherPrefix(cfg.SSLMethod)
+	second := checkpoint.TeacherPrefix(cfg.SSLMethod)
 	prefixes := []string{"student."}
 	if second != "" && full {
 		prefixes = append(prefixes, second)

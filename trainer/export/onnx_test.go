@@ -10,6 +10,7 @@ import (
 
 	"github.com/sslight-go/sslight/sinks/onnx"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 )
 
 // The head sizes of the test configs: small, so the checks stay fast.
@@ -112,7 +113,7 @@ func TestONNXMatchesOpenCV(t *testing.T) {
 		}
 		bb, prefix := c.student, "student."
 		if tc.weights == WeightsTeacher {
-			bb, prefix = c.teacher, teacherPrefix(cfg.SSLMethod)
+			bb, prefix = c.teacher, checkpoint.TeacherPrefix(cfg.SSLMethod)
 		}
 		emb, fmap := forward(t, bb, x, n, size)
 		outs := map[string][]float32{EmbeddingName: emb}

@@ -11,18 +11,22 @@ import (
 	"testing"
 
 	"github.com/sslight-go/sslight/sinks/npy"
+	"github.com/sslight-go/sslight/sinks/safetensors"
+	"github.com/sslight-go/sslight/trainer/backbone"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 )
 
-// torchScript runs python/sslight_torch.py's load on each (source, input,
-// output) triple of its arguments: the one-line load a user writes.
+// torchScript runs python/sslight_torch.py's load on each (source,
+// weights, input, output) quadruple of its arguments: the one-line load a
+// user writes.
 const torchScript = `import sys
 sys.path.insert(0, "../../python")
 import numpy as np, torch
 from sslight_torch import load
 torch.set_num_threads(1)
 args = sys.argv[1:]
-for src, x, out in zip(args[0::3], args[1::3], args[2::3]):
-    model = load(src)
+for src, weights, x, out in zip(args[0::4], args[1::4], args[2::4], args[3::4]):
+    model = load(src, weights=weights)
     with torch.no_grad():
         np.save(out, model(torch.from_numpy(np.load(x))).numpy())
 `
@@ -32,11 +36,13 @@ for src, x, out in zip(args[0::3], args[1::3], args[2::3]):
 // torch module from meta.json alone and load the weights strictly, and
 // expects sslight's embedding within 1e-4 relative. The same for files of
 // `export --format safetensors` (student and teacher), which carry the
-// architecture in their metadata.
+// architecture in their metadata, and for the teacher of a checkpoint
+// folder, read from teacher_backbone.safetensors or, without that file,
+// from checkpoint.safetensors.
 func TestSSLightTorchLoad(t *testing.T) {
 	needPython(t, "numpy", "torch", "torchvision")
 	root := t.TempDir()
-	type source struct{ name, path string }
+	type source struct{ name, path, weights string }
 	var args []string
 	want := map[string][]float32{}
 	for i, tc := range []struct {
@@ -65,7 +71,7 @@ func TestSSLightTorchLoad(t *testing.T) {
 		writeNPY(t, xPath, []int{2, 3, tc.size, tc.size}, x)
 		emb, _ := forward(t, c.student, x, 2, tc.size)
 		// The checkpoint folder itself, and the pretrain --out above it.
-		sources := []source{{tc.name + "/checkpoint", c.dir}, {tc.name + "/out", filepath.Join(root, tc.name)}}
+		sources := []source{{tc.name + "/checkpoint", c.dir, WeightsStudent}, {tc.name + "/out", filepath.Join(root, tc.name), WeightsStudent}}
 		want[tc.name+"/checkpoint"], want[tc.name+"/out"] = emb, emb
 		if tc.teacher {
 			for _, w := range []string{WeightsStudent, WeightsTeacher} {
@@ -73,15 +79,28 @@ func TestSSLightTorchLoad(t *testing.T) {
 				if _, err := Run(context.Background(), Options{Checkpoint: c.dir, Format: FormatSafetensors, Weights: w, WithHead: true, Out: out}); err != nil {
 					t.Fatal(err)
 				}
-				sources = append(sources, source{tc.name + "/" + w + ".safetensors", out})
+				sources = append(sources, source{tc.name + "/" + w + ".safetensors", out, WeightsStudent})
 				want[tc.name+"/"+w+".safetensors"] = emb
 				if w == WeightsTeacher {
 					want[tc.name+"/"+w+".safetensors"], _ = forward(t, c.teacher, x, 2, tc.size)
 				}
 			}
+			// The checkpoint's teacher: from checkpoint.safetensors (an
+			// older checkpoint: writeCkpt writes no teacher file), and from
+			// teacher_backbone.safetensors as the trainer writes it now.
+			withFile := filepath.Join(root, tc.name+"-teacher-file")
+			if err := os.CopyFS(withFile, os.DirFS(c.dir)); err != nil {
+				t.Fatal(err)
+			}
+			if err := safetensors.WriteFile(filepath.Join(withFile, checkpoint.TeacherBackboneFile), backbone.StateDict(c.teacher)); err != nil {
+				t.Fatal(err)
+			}
+			temb, _ := forward(t, c.teacher, x, 2, tc.size)
+			sources = append(sources, source{tc.name + "/teacher-from-state", c.dir, WeightsTeacher}, source{tc.name + "/teacher-file", withFile, WeightsTeacher})
+			want[tc.name+"/teacher-from-state"], want[tc.name+"/teacher-file"] = temb, temb
 		}
 		for _, s := range sources {
-			args = append(args, s.path, xPath, filepath.Join(root, strings.ReplaceAll(s.name, "/", "_")+".torch.npy"))
+			args = append(args, s.path, s.weights, xPath, filepath.Join(root, strings.ReplaceAll(s.name, "/", "_")+".torch.npy"))
 		}
 	}
 	cmd := exec.Command(python, append([]string{"-c", torchScript}, args...)...)

@@ -125,7 +125,7 @@ func TestExportTrainedCheckpoints(t *testing.T) {
 		mean, std := meanStd(cfg)
 		x := fmnist(t, n, s, mean, std)
 		weights := []string{WeightsStudent}
-		if teacherPrefix(method.name) != "" {
+		if checkpoint.TeacherPrefix(method.name) != "" {
 			weights = append(weights, WeightsTeacher)
 		}
 		for _, w := range weights {
@@ -141,7 +141,7 @@ func TestExportTrainedCheckpoints(t *testing.T) {
 			var emb []float32
 			var bb backbone.Backbone
 			if w == WeightsStudent {
-				m, err := features.LoadCheckpoint(ctx, out)
+				m, err := features.LoadCheckpoint(ctx, out, checkpoint.Student)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -152,7 +152,7 @@ func TestExportTrainedCheckpoints(t *testing.T) {
 				if emb, err = m.Extract(views, s, s); err != nil {
 					t.Fatal(err)
 				}
-				ck, err := checkpoint.LoadBackbone(ctx, out)
+				ck, err := checkpoint.LoadBackbone(ctx, out, checkpoint.Student)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -166,7 +166,7 @@ func TestExportTrainedCheckpoints(t *testing.T) {
 				if bb, err = backbone.New("resnet18", meta.BackboneOptions()); err != nil {
 					t.Fatal(err)
 				}
-				if err := backbone.LoadStateDict(bb, under(state, teacherPrefix(method.name)+"backbone.")); err != nil {
+				if err := backbone.LoadStateDict(bb, under(state, checkpoint.TeacherPrefix(method.name)+"backbone.")); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -35,7 +35,7 @@ type headNet interface {
 func loadNetworks(ctx context.Context, p *job) (*networks, error) {
 	n := &networks{}
 	var state *safetensors.File
-	if p.weights == WeightsTeacher || p.o.WithHead {
+	if p.o.WithHead {
 		uri := storage.Join(p.dir, checkpoint.StateFile)
 		raw, err := storage.ReadFile(ctx, uri)
 		if err != nil {
@@ -45,21 +45,17 @@ func loadNetworks(ctx context.Context, p *job) (*networks, error) {
 			return nil, fmt.Errorf("checkpoint %s: %w: %s: %v", p.dir, checkpoint.ErrUnusable, checkpoint.StateFile, err)
 		}
 	}
+	// The teacher's backbone comes from teacher_backbone.safetensors, or
+	// from checkpoint.safetensors in checkpoints written before that file.
 	prefix := "student."
 	if p.weights == WeightsTeacher {
-		prefix = teacherPrefix(p.meta.Method)
-		bb := p.arch // built by plan, not used elsewhere
-		if err := backbone.LoadStateDict(bb, under(state, prefix+"backbone.")); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %w: %s %sbackbone.*: %v", p.dir, checkpoint.ErrUnusable, checkpoint.StateFile, prefix, err)
-		}
-		n.backbone = bb
-	} else {
-		ck, err := checkpoint.LoadBackbone(ctx, p.dir)
-		if err != nil {
-			return nil, err
-		}
-		n.backbone = ck.Net
+		prefix = checkpoint.TeacherPrefix(p.meta.Method)
 	}
+	ck, err := checkpoint.LoadBackbone(ctx, p.dir, checkpoint.Weights(p.weights))
+	if err != nil {
+		return nil, err
+	}
+	n.backbone = ck.Net
 	if !p.o.WithHead {
 		return n, nil
 	}

@@ -4,8 +4,10 @@
 //
 // A Model is one of three extractors:
 //
-//   - a trained backbone loaded from a checkpoint folder (LoadCheckpoint),
-//     checked strictly against its meta.json before anything runs;
+//   - a trained backbone loaded from a checkpoint folder (LoadCheckpoint):
+//     the student, or the teacher (DINO's EMA teacher, MoCo's key
+//     encoder), checked strictly against its meta.json before anything
+//     runs;
 //   - a freshly initialised backbone (NewRandomInit), the random-init
 //     baseline of the paper's comparisons;
 //   - the raw pixels (NewRawPixels): the flattened normalised view itself,
@@ -72,13 +74,14 @@ type Model struct {
 	// DefaultBatchSize for the view size).
 	BatchSize int
 
-	mode string
-	arch Arch
-	seed uint64
-	dir  string
-	meta *checkpoint.Meta
-	bb   backbone.Backbone
-	runs map[runKey]*run
+	mode    string
+	arch    Arch
+	seed    uint64
+	dir     string
+	meta    *checkpoint.Meta
+	weights checkpoint.Weights
+	bb      backbone.Backbone
+	runs    map[runKey]*run
 }
 
 // runKey identifies one compiled forward pass.
@@ -95,19 +98,21 @@ type run struct {
 // batch size used (the full batch; powers of two for short calls).
 const maxRuns = 16
 
-// LoadCheckpoint loads the student backbone of a checkpoint folder
-// (trainer's <out>/checkpoints/step-NNNNNNNN, holding meta.json and
-// backbone.safetensors). dir may also be a training output folder, in which
-// case its newest complete checkpoint is used. The load is strict: an
-// unknown architecture, a backbone file of another architecture, missing,
+// LoadCheckpoint loads a backbone of a checkpoint folder (trainer's
+// <out>/checkpoints/step-NNNNNNNN, holding meta.json and
+// backbone.safetensors): the student, or with w = checkpoint.Teacher the
+// teacher (checkpoint.LoadBackbone says from where; a SwAV checkpoint has
+// none). dir may also be a training output folder, in which case its
+// newest complete checkpoint is used. The load is strict: an unknown
+// architecture, a backbone file of another architecture, missing,
 // unexpected or mis-shaped tensors are errors naming the problem (wrapping
 // ErrCheckpoint), found before any extraction starts.
-func LoadCheckpoint(ctx context.Context, dir string) (*Model, error) {
-	ck, err := checkpoint.LoadBackbone(ctx, dir)
+func LoadCheckpoint(ctx context.Context, dir string, w checkpoint.Weights) (*Model, error) {
+	ck, err := checkpoint.LoadBackbone(ctx, dir, w)
 	if err != nil {
 		return nil, err
 	}
-	return &Model{mode: featfile.ModeCheckpoint, arch: ArchOf(*ck.Meta), dir: ck.Dir, meta: ck.Meta, bb: ck.Net}, nil
+	return &Model{mode: featfile.ModeCheckpoint, arch: ArchOf(*ck.Meta), dir: ck.Dir, meta: ck.Meta, weights: ck.Weights, bb: ck.Net}, nil
 }
 
 // NewRandomInit builds arch with the initialisation that seed draws (the
@@ -128,7 +133,7 @@ func NewRawPixels() *Model { return &Model{mode: featfile.ModeRawPixels} }
 // Clone returns an independent Model with the same weights, for another
 // goroutine.
 func (m *Model) Clone() (*Model, error) {
-	c := &Model{BatchSize: m.BatchSize, mode: m.mode, arch: m.arch, seed: m.seed, dir: m.dir, meta: m.meta}
+	c := &Model{BatchSize: m.BatchSize, mode: m.mode, arch: m.arch, seed: m.seed, dir: m.dir, meta: m.meta, weights: m.weights}
 	if m.bb == nil {
 		return c, nil
 	}
@@ -153,6 +158,10 @@ func (m *Model) Meta() *checkpoint.Meta { return m.meta }
 // Dir returns the checkpoint folder loaded ("" for the other modes).
 func (m *Model) Dir() string { return m.dir }
 
+// Weights returns which network of the checkpoint was loaded (Student or
+// Teacher; "" for the other modes).
+func (m *Model) Weights() checkpoint.Weights { return m.weights }
+
 // Info describes the model for a features index.
 func (m *Model) Info() featfile.ModelInfo {
 	mi := featfile.ModelInfo{Mode: m.mode}
@@ -161,7 +170,7 @@ func (m *Model) Info() featfile.ModelInfo {
 	}
 	switch m.mode {
 	case featfile.ModeCheckpoint:
-		mi.Checkpoint, mi.ConfigHash, mi.Step = m.dir, m.meta.ConfigHash, m.meta.Step
+		mi.Checkpoint, mi.ConfigHash, mi.Step, mi.Weights = m.dir, m.meta.ConfigHash, m.meta.Step, string(m.weights)
 	case featfile.ModeRandomInit:
 		mi.Seed = m.seed
 	}

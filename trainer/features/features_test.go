@@ -261,7 +261,7 @@ func TestLoadCheckpoint(t *testing.T) {
 	os.MkdirAll(filepath.Join(out, "checkpoints", "step-00000060"), 0o755)
 
 	for _, path := range []string{dir, out} {
-		m, err := LoadCheckpoint(ctx, path)
+		m, err := LoadCheckpoint(ctx, path, checkpoint.Student)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +355,7 @@ func TestLoadCheckpointRejects(t *testing.T) {
 	} {
 		dir := filepath.Join(t.TempDir(), "ckpt")
 		tc.setup(dir)
-		_, err := LoadCheckpoint(ctx, dir)
+		_, err := LoadCheckpoint(ctx, dir, "")
 		if err == nil || !errors.Is(err, ErrCheckpoint) {
 			t.Errorf("%s: err %v, want ErrCheckpoint", tc.name, err)
 			continue
