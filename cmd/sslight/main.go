@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
+	"github.com/sslight-go/sslight/internal/cli"
 	"github.com/sslight-go/sslight/internal/profiling"
 )
 
@@ -44,6 +45,7 @@ func usage() {
 
 Usage:
   sslight <command> [flags]
+  sslight --version
 
 Commands:
 `)
@@ -58,12 +60,28 @@ Commands:
 	fmt.Fprintf(os.Stderr, "\nRun 'sslight <command> --help' for the flags of one command.\n")
 }
 
+// unknownCommand is the message for a command name sslight lacks, with the
+// closest one suggested.
+func unknownCommand(name string) string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	msg := fmt.Sprintf("sslight: unknown command %q", name)
+	if s := cli.Suggest(name, names); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	sort.Strings(names)
+	return msg + "\nCommands: " + strings.Join(names, ", ") + " (sslight --help says what each does)"
+}
+
 func main() {
 	// The binary doubles as its own Beam worker: a runner starts it with
 	// --worker and friends, which the global flag set must parse before
 	// beam.Init, which then serves the worker and exits. Parsing stops at the
 	// sub-command name, so sub-command flags are untouched here.
 	flag.Usage = usage
+	version := flag.Bool("version", false, "print the version, commit, build tags and whether CUDA is found, and exit")
 	flag.Parse()
 	beam.Init()
 
@@ -75,6 +93,10 @@ func main() {
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 
+	if *version {
+		writeVersion(os.Stdout)
+		return
+	}
 	args := flag.Args()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
@@ -85,8 +107,7 @@ func main() {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "sslight: unknown command %q\n\n", args[0])
-		usage()
+		fmt.Fprintln(os.Stderr, unknownCommand(args[0]))
 		os.Exit(2)
 	}
 	stopProfiles := profiling.Start(os.Stderr)

@@ -7,11 +7,13 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -61,8 +63,10 @@ func (fs *FlagSet) usage(own map[string]bool) func() {
 // Parse parses args after adding, for a pipeline, the Beam options of the
 // global flag set that the sub-command does not shadow (its own flag wins:
 // Beam has e.g. --labels for Dataflow job labels) and --help-beam, which
-// lists them. It returns flag.ErrHelp when the caller should stop after
-// printing help, and an error for an argument left over.
+// lists them. --help prints the full help and returns flag.ErrHelp (the
+// caller stops); a mistake — an unknown flag (with the closest known one
+// suggested), a bad value, an argument left over — returns an error that
+// ends with the short usage, instead of the whole help.
 func (fs *FlagSet) Parse(args []string) error {
 	own := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) { own[f.Name] = true })
@@ -75,9 +79,21 @@ func (fs *FlagSet) Parse(args []string) error {
 			}
 		})
 	}
-	fs.Usage = fs.usage(own)
-	if err := fs.FlagSet.Parse(args); err != nil {
-		return err
+	usage := fs.usage(own)
+	// The flag package prints the error and the whole help itself; keep it
+	// quiet and say it once, shortly, here.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.FlagSet.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage()
+		return flag.ErrHelp
+	case err != nil:
+		return fs.mistake(err)
 	}
 	if *helpBeam {
 		fmt.Fprintln(os.Stdout, "Beam pipeline options accepted by sslight:")
@@ -85,9 +101,84 @@ func (fs *FlagSet) Parse(args []string) error {
 		return flag.ErrHelp
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags go before it; see --help)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (flags go before it)%s", fs.Arg(0), fs.shortUsage())
 	}
 	return nil
+}
+
+// mistake rewords the flag package's parse errors in the command's terms.
+func (fs *FlagSet) mistake(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		hint := ""
+		if s := Suggest(name, names); s != "" {
+			hint = "; did you mean --" + s + "?"
+		}
+		return fmt.Errorf("unknown flag --%s%s%s", name, hint, fs.shortUsage())
+	}
+	// "invalid value "x" for flag -batch-size: …", "flag needs an argument: -out"
+	msg = strings.ReplaceAll(msg, " -", " --")
+	return fmt.Errorf("%s%s", msg, fs.shortUsage())
+}
+
+// shortUsage is the usage line and where the whole help is, for errors.
+func (fs *FlagSet) shortUsage() string {
+	return fmt.Sprintf("\nUsage: sslight %s %s\n(sslight %s --help lists every flag)", fs.name, fs.synopsis, fs.name)
+}
+
+// IsSet reports whether the flag name was given on the command line.
+func (fs *FlagSet) IsSet(name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// Require reports every flag of names left empty, in one error.
+func (fs *FlagSet) Require(names ...string) error {
+	var missing []string
+	for _, n := range names {
+		f := fs.Lookup(n)
+		if f == nil {
+			panic("cli: Require of an undefined flag --" + n) // programmer error
+		}
+		if v := f.Value.String(); v == "" || (v == "0" && !fs.IsSet(n)) {
+			missing = append(missing, "--"+n)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("missing %s%s", missing[0], fs.shortUsage())
+	}
+	return fmt.Errorf("missing %s and %s%s", strings.Join(missing[:len(missing)-1], ", "), missing[len(missing)-1], fs.shortUsage())
+}
+
+// AtLeast refuses, in one error, every flag of names given on the command
+// line with a number below least: "--batch-size 0" must not quietly mean
+// "the config's value", as an unset flag does.
+func (fs *FlagSet) AtLeast(least int64, names ...string) error {
+	var bad []string
+	for _, n := range names {
+		f := fs.Lookup(n)
+		if f == nil {
+			panic("cli: AtLeast of an undefined flag --" + n) // programmer error
+		}
+		if !fs.IsSet(n) {
+			continue
+		}
+		v, err := strconv.ParseFloat(f.Value.String(), 64)
+		if err == nil && v < float64(least) {
+			bad = append(bad, fmt.Sprintf("--%s %s", n, f.Value.String()))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: want at least %d", strings.Join(bad, ", "), least)
 }
 
 // PrintFlags lists the flags of fs that keep selects, sorted by name, with

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,23 +27,44 @@ type ModeSet struct {
 	Fallback func(ctx context.Context, args []string) error
 }
 
-// Run runs the mode args[0] names with the rest of args. Without one, or
-// with a help flag, it prints the usage (and returns an error or
-// flag.ErrHelp).
+// Run runs the mode args[0] names with the rest of args. A help flag
+// prints the usage (and, with a Fallback, the fallback's own flags first)
+// and returns flag.ErrHelp. Without arguments a ModeSet with a Fallback
+// runs it (which says what it is missing); one without prints the usage
+// and returns an error. An unknown mode name gets the closest one
+// suggested.
 func (s *ModeSet) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
-		s.Usage(os.Stderr)
-		if len(args) == 0 {
-			return fmt.Errorf("missing %s (see sslight %s --help)", s.Noun, s.Command)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
+		if s.Fallback != nil {
+			if err := s.Fallback(ctx, []string{"--help"}); err != nil && !errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			fmt.Fprintln(os.Stderr)
 		}
+		s.Usage(os.Stderr)
 		return flag.ErrHelp
+	}
+	if len(args) == 0 {
+		if s.Fallback != nil {
+			return s.Fallback(ctx, nil)
+		}
+		s.Usage(os.Stderr)
+		return fmt.Errorf("missing %s (see sslight %s --help)", s.Noun, s.Command)
 	}
 	m, ok := s.Modes[args[0]]
 	if !ok {
 		if s.Fallback != nil && len(args[0]) > 0 && args[0][0] == '-' {
 			return s.Fallback(ctx, args)
 		}
-		return fmt.Errorf("unknown %s %q (see sslight %s --help)", s.Noun, args[0], s.Command)
+		names := make([]string, 0, len(s.Modes))
+		for n := range s.Modes {
+			names = append(names, n)
+		}
+		hint := ""
+		if sug := Suggest(args[0], names); sug != "" {
+			hint = fmt.Sprintf("; did you mean %q?", sug)
+		}
+		return fmt.Errorf("unknown %s %q%s (see sslight %s --help)", s.Noun, args[0], hint, s.Command)
 	}
 	return m.Run(ctx, args[1:])
 }
