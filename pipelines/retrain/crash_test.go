@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 )
 
 // errCrash is what the test's write hook answers once the process is
@@ -146,5 +147,72 @@ func TestRetrainCrashAtEveryWrite(t *testing.T) {
 		if tmp := temporaries(got); len(tmp) > 0 {
 			t.Errorf("crash after write %d: temporaries left: %v", n, tmp)
 		}
+	}
+}
+
+// TestRetrainNewDataAfterACrash: the second cycle is killed after its
+// phase's first checkpoint, and before the rerun two more photos land. The
+// rerun prepares the increment again with them, so the checkpoint of the
+// killed attempt was trained on data the phase no longer has (and on
+// another number of iterations per epoch, which the trainer would refuse
+// to resume): the phase trains afresh from the first phase's checkpoint in
+// a folder of its own, the killed attempt's checkpoints are kept, and the
+// cycle commits.
+func TestRetrainNewDataAfterACrash(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyCycleConfig(t)
+	root := t.TempDir()
+	src, state := filepath.Join(root, "bucket"), filepath.Join(root, "state")
+	opts := cycleOptions(cfg, src, state)
+	opts.Evaluate = nil
+	photoSource(t, src, 0, 4)
+	if _, err := Once(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	st1, err := Load(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	photoSource(t, src, 4, 6)
+	killed := filepath.Join(state, "pretrain", "phase-0002")
+	var mu sync.Mutex
+	dead := false
+	storage.SetWriteHook(func(uri string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if dead {
+			return errCrash
+		}
+		dead = uri == filepath.Join(killed, "checkpoints", "step-00000003", "meta.json")
+		return nil
+	})
+	t.Cleanup(func() { storage.SetWriteHook(nil) })
+	if _, err := Once(ctx, opts); err == nil || !dead {
+		t.Fatalf("the cycle was not killed after its first checkpoint (%v)", err)
+	}
+	storage.SetWriteHook(nil)
+
+	photoSource(t, src, 6, 8)
+	res, err := Once(ctx, opts)
+	if err != nil {
+		t.Fatalf("rerun with new data: %v", err)
+	}
+	if !res.Ran || len(res.Diff.New) != 4 {
+		t.Fatalf("rerun: %+v", res)
+	}
+	st, err := Load(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phase := st.Phases[1]
+	// 4 + 4 samples, batch 2: 4 steps an epoch (the killed attempt had 3).
+	if phase.Out != killed+".2" || phase.Checkpoint != filepath.Join(killed+".2", "checkpoints", "step-00000008") {
+		t.Errorf("phase %+v: want it trained into %s.2 up to step 8", phase, killed)
+	}
+	if bb, err := checkpoint.LoadBackbone(ctx, phase.Checkpoint); err != nil || bb.Meta.InitFrom != st1.Phases[0].Checkpoint {
+		t.Errorf("the phase's checkpoint: %v, init from %q; want one started from %s", err, bb.Meta.InitFrom, st1.Phases[0].Checkpoint)
+	}
+	if _, err := os.Stat(filepath.Join(killed, "checkpoints", "step-00000003", "meta.json")); err != nil {
+		t.Errorf("the killed attempt's checkpoint: %v, want kept", err)
 	}
 }

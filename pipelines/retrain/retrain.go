@@ -9,7 +9,8 @@
 //	state.json                 the committed state: increments, phases, history length
 //	known-NNNN.jsonl           the source listing the state was committed with
 //	shards/inc-NNNN/           one prepare run per increment (its own manifest)
-//	pretrain/phase-NNNN/       one pre-training run per retrain run
+//	pretrain/phase-NNNN/       one pre-training run per retrain run; plan.json says
+//	                           what it trains on (phase-NNNN.2, … : see below)
 //	history.jsonl, history.png metrics over runs
 //
 // Crash safety: state.json is replaced atomically as the last step of a
@@ -25,7 +26,12 @@
 // history (but for the history entry's time and seconds). What is not
 // reproduced is what reports the run that wrote it: prepare's and the
 // trainer's summary.json (wall times) and metrics.jsonl's timings, and a
-// summary.json a crash kept from being written stays absent.
+// summary.json a crash kept from being written stays absent. When objects
+// land or change between the crash and the rerun, the rerun plans another
+// increment than the crashed attempt prepared; it prepares it again, and
+// its phase, finding the attempt's plan.json different, trains afresh in
+// phase-NNNN.2 (.3, …), keeping the attempt's checkpoints but resuming
+// none trained on other data.
 //
 // A phase is committed only with its final checkpoint checked: the folder
 // the pre-training returned is under the phase's output, holds meta.json
@@ -46,10 +52,13 @@
 package retrain
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strings"
 	"time"
@@ -345,7 +354,13 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("retrain: every object of %s was removed: nothing left to train on", o.Source)
 	}
 	phase := Phase{Name: fmt.Sprintf("phase-%04d", len(st.Phases)+1)}
-	phase.Out = storage.Join(o.State, "pretrain", phase.Name)
+	plan, err := planOf(ctx, increments, initFrom)
+	if err != nil {
+		return nil, err
+	}
+	if phase.Out, err = phaseOutput(ctx, o, storage.Join(o.State, "pretrain", phase.Name), plan); err != nil {
+		return nil, err
+	}
 	o.logf("retrain: pre-training %s over %d increment(s) from %s", phase.Name, len(roots), orNone(initFrom))
 	if phase.Checkpoint, err = o.Pretrain(ctx, roots, exclude, initFrom, phase.Out); err != nil {
 		return nil, fmt.Errorf("retrain: pre-training: %w", err)
@@ -445,6 +460,74 @@ func checkFinal(ctx context.Context, dir, out string) error {
 		return fmt.Errorf("checkpoint %s: %s is empty", dir, checkpoint.StateFile)
 	}
 	return nil
+}
+
+// PlanFile is written into a phase's output before it trains: what the
+// phase trains on.
+const PlanFile = "plan.json"
+
+// Plan is what a pre-training phase trains on: the shards roots (with
+// their manifests' CRC32C and the sample keys left out of each) and the
+// checkpoint it starts from. A rerun after a crash finds the same plan in
+// the phase's output and resumes its checkpoints; a rerun that plans
+// otherwise (objects landed or changed since the crash, so the increment
+// was prepared again) must not resume them.
+type Plan struct {
+	Roots    []PlanRoot `json:"roots"`
+	InitFrom string     `json:"init_from"`
+}
+
+// PlanRoot is one shards root of a Plan.
+type PlanRoot struct {
+	Shards         string   `json:"shards"`
+	ManifestCRC32C string   `json:"manifest_crc32c"`
+	Excluded       []string `json:"excluded,omitempty"`
+}
+
+func planOf(ctx context.Context, increments []Increment, initFrom string) (*Plan, error) {
+	p := &Plan{InitFrom: initFrom}
+	for _, in := range increments {
+		b, err := storage.ReadFile(ctx, storage.Join(in.Shards, manifest.FileName))
+		if err != nil {
+			return nil, fmt.Errorf("retrain: increment %s: %w", in.Name, err)
+		}
+		p.Roots = append(p.Roots, PlanRoot{Shards: in.Shards, ManifestCRC32C: storage.CRC32CBase64(storage.UpdateCRC32C(0, b)), Excluded: in.Superseded})
+	}
+	return p, nil
+}
+
+// phaseOutput returns the folder the phase trains into: base, or, when
+// base holds an earlier attempt that trained on another plan, the first
+// of base.2, base.3, … that holds this plan or nothing, so neither that
+// attempt's checkpoints are lost nor resumed for data they were not
+// trained on. It records the plan there.
+func phaseOutput(ctx context.Context, o Options, base string, p *Plan) (string, error) {
+	want, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	for attempt := 1; ; attempt++ {
+		out := base
+		if attempt > 1 {
+			out = fmt.Sprintf("%s.%d", base, attempt)
+		}
+		uri := storage.Join(out, PlanFile)
+		var have Plan
+		err := jsonfile.Read(ctx, uri, &have)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := jsonfile.Write(ctx, uri, p); err != nil {
+				return "", fmt.Errorf("retrain: %w", err)
+			}
+			return out, nil
+		case err != nil:
+			return "", fmt.Errorf("retrain: %w", err)
+		}
+		if got, _ := json.Marshal(&have); bytes.Equal(got, want) {
+			return out, nil
+		}
+		o.logf("retrain: %s holds an earlier attempt that trained on other data; this attempt trains elsewhere", out)
+	}
 }
 
 // prepareIncrement prepares fresh into dir, unless a complete earlier
