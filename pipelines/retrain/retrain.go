@@ -354,11 +354,11 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("retrain: every object of %s was removed: nothing left to train on", o.Source)
 	}
 	phase := Phase{Name: fmt.Sprintf("phase-%04d", len(st.Phases)+1)}
-	plan, err := planOf(ctx, increments, initFrom)
+	p, err := planOf(ctx, increments, initFrom)
 	if err != nil {
 		return nil, err
 	}
-	if phase.Out, err = phaseOutput(ctx, o, storage.Join(o.State, "pretrain", phase.Name), plan); err != nil {
+	if phase.Out, err = phaseOutput(ctx, o, storage.Join(o.State, "pretrain", phase.Name), p); err != nil {
 		return nil, err
 	}
 	o.logf("retrain: pre-training %s over %d increment(s) from %s", phase.Name, len(roots), orNone(initFrom))
@@ -462,36 +462,37 @@ func checkFinal(ctx context.Context, dir, out string) error {
 	return nil
 }
 
-// PlanFile is written into a phase's output before it trains: what the
+// planFile is written into a phase's output before it trains: what the
 // phase trains on.
-const PlanFile = "plan.json"
+const planFile = "plan.json"
 
-// Plan is what a pre-training phase trains on: the shards roots (with
+// plan is what a pre-training phase trains on: the shards roots (with
 // their manifests' CRC32C and the sample keys left out of each) and the
 // checkpoint it starts from. A rerun after a crash finds the same plan in
 // the phase's output and resumes its checkpoints; a rerun that plans
 // otherwise (objects landed or changed since the crash, so the increment
 // was prepared again) must not resume them.
-type Plan struct {
-	Roots    []PlanRoot `json:"roots"`
+type plan struct {
+	Roots    []planRoot `json:"roots"`
 	InitFrom string     `json:"init_from"`
 }
 
-// PlanRoot is one shards root of a Plan.
-type PlanRoot struct {
+// planRoot is one shards root of a plan.
+type planRoot struct {
 	Shards         string   `json:"shards"`
 	ManifestCRC32C string   `json:"manifest_crc32c"`
 	Excluded       []string `json:"excluded,omitempty"`
 }
 
-func planOf(ctx context.Context, increments []Increment, initFrom string) (*Plan, error) {
-	p := &Plan{InitFrom: initFrom}
+// planOf is the plan of a phase over increments from initFrom.
+func planOf(ctx context.Context, increments []Increment, initFrom string) (*plan, error) {
+	p := &plan{InitFrom: initFrom}
 	for _, in := range increments {
 		b, err := storage.ReadFile(ctx, storage.Join(in.Shards, manifest.FileName))
 		if err != nil {
 			return nil, fmt.Errorf("retrain: increment %s: %w", in.Name, err)
 		}
-		p.Roots = append(p.Roots, PlanRoot{Shards: in.Shards, ManifestCRC32C: storage.CRC32CBase64(storage.UpdateCRC32C(0, b)), Excluded: in.Superseded})
+		p.Roots = append(p.Roots, planRoot{Shards: in.Shards, ManifestCRC32C: storage.CRC32CBase64(storage.UpdateCRC32C(0, b)), Excluded: in.Superseded})
 	}
 	return p, nil
 }
@@ -501,7 +502,7 @@ func planOf(ctx context.Context, increments []Increment, initFrom string) (*Plan
 // of base.2, base.3, … that holds this plan or nothing, so neither that
 // attempt's checkpoints are lost nor resumed for data they were not
 // trained on. It records the plan there.
-func phaseOutput(ctx context.Context, o Options, base string, p *Plan) (string, error) {
+func phaseOutput(ctx context.Context, o Options, base string, p *plan) (string, error) {
 	want, err := json.Marshal(p)
 	if err != nil {
 		return "", err
@@ -511,8 +512,8 @@ func phaseOutput(ctx context.Context, o Options, base string, p *Plan) (string, 
 		if attempt > 1 {
 			out = fmt.Sprintf("%s.%d", base, attempt)
 		}
-		uri := storage.Join(out, PlanFile)
-		var have Plan
+		uri := storage.Join(out, planFile)
+		var have plan
 		err := jsonfile.Read(ctx, uri, &have)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
