@@ -116,17 +116,24 @@ func (rec *recorder) endEpoch(ctx context.Context) error {
 	return rec.saveMetrics(ctx)
 }
 
-// checkpoint writes a checkpoint of the run as it stands, for reason
-// (checkpoint.Meta.Reason), and the metrics so far. A cancelled ctx still
-// writes it: the checkpoint of a signal is written then.
+// checkpoint writes the metrics so far and a checkpoint of the run as it
+// stands, for reason (checkpoint.Meta.Reason). A cancelled ctx still
+// writes them: the checkpoint of a signal is written then. The metrics go
+// first: a run killed between the two resumes from the checkpoint before
+// (and rewrites the metrics), while one killed after the checkpoint has
+// its metrics — --resume keeps metrics.jsonl's records up to the
+// checkpoint it resumes, and resuming a final checkpoint writes nothing.
 func (rec *recorder) checkpoint(ctx context.Context, reason string) error {
 	rec.meta.Reason = reason
+	if err := rec.saveMetrics(ctx); err != nil {
+		return err
+	}
 	dir, err := saveCheckpoint(context.WithoutCancel(ctx), rec.out, rec.model, *rec.meta)
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", rec.meta.Step, err)
 	}
 	rec.sum.Checkpoint = dir
-	return rec.saveMetrics(ctx)
+	return nil
 }
 
 // saveMetrics rewrites metrics.jsonl and the plots, even after ctx is

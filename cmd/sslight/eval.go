@@ -119,7 +119,11 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	fs.IntVar(&det.Config.Epochs, "det-epochs", det.Config.Epochs, "detection: fine-tuning epochs")
 	fs.IntVar(&det.Config.BatchSize, "det-batch-size", det.Config.BatchSize, "detection: batch size")
 	fs.Float64Var(&det.Config.LR, "det-lr", det.Config.LR, "detection: peak learning rate (AdamW, cosine)")
+	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := storageOpts.apply(); err != nil {
 		return err
 	}
 	spec.Protocols = strings.Split(*protocols, ",")
@@ -190,7 +194,11 @@ func runEvalCOCO(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "write the JSON report here instead of stdout (local path or gs://...)")
 	arrays := fs.Bool("arrays", false, "include the full precision [T,R,K,A,M] and recall [T,K,A,M] arrays in the report")
 	quiet := fs.Bool("quiet", false, "do not print the summary table on stderr")
+	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := storageOpts.apply(); err != nil {
 		return err
 	}
 	if *gtURI == "" || *dtURI == "" {

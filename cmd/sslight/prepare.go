@@ -60,7 +60,11 @@ func runPrepare(ctx context.Context, args []string) error {
 	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set MULTI_VIEWS_TRANSFORMS.LOCAL_CROP_SIZE=96")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := storageOpts.apply(); err != nil {
 		return err
 	}
 	if *cfgPath == "" || *out == "" {

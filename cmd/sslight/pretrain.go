@@ -99,7 +99,11 @@ func runPretrain(ctx context.Context, args []string) error {
 	knnTrainSplit := fs.String("knn-train-split", "", "split of --knn-train (idx: train)")
 	knnValSplit := fs.String("knn-val-split", "", "split of --knn-val (idx: t10k)")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := storageOpts.apply(); err != nil {
 		return err
 	}
 	if *shards == "" || *out == "" {

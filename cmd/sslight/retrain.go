@@ -36,9 +36,14 @@ changed or removed:
   3. re-evaluates the new checkpoint when --eval-train/--eval-val are given,
   4. appends to <state>/history.jsonl and redraws <state>/history.png,
   5. commits <state>/state.json (atomically, last).
-With nothing new it says so and does nothing. A run that crashes is redone
-from its unfinished step on the next start (finished increments and
-checkpointed training are reused).
+With nothing new it says so and does nothing. A run that crashes or is
+killed at any point is redone from its unfinished step on the next start
+(finished increments are reused, pre-training resumes from the phase's newest
+checkpoint) and ends with the state an uninterrupted run leaves. A phase is
+committed only with its final checkpoint checked (meta.json, both safetensors
+files, a backbone that loads), never without one. Temporaries a killed run
+left under a local --state are removed at start (gs:// writes leave none).
+Object-storage operations retry under --storage-attempts / --storage-timeout.
 
 --once runs one step and exits (for cron or a Kubernetes CronJob, see
 infra/k8s); --every DURATION (e.g. 6h) loops until interrupted.
@@ -62,7 +67,11 @@ func runRetrain(ctx context.Context, args []string) error {
 	evalVal := fs.String("eval-val", "", "labelled source for the evaluation's validation side (optional)")
 	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable)")
+	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := storageOpts.apply(); err != nil {
 		return err
 	}
 	if *src == "" || *state == "" {

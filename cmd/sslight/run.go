@@ -70,7 +70,11 @@ func runRun(ctx context.Context, args []string) error {
 	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key in every config, KEY=VALUE (repeatable)")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := storageOpts.apply(); err != nil {
 		return err
 	}
 	if *cfgPaths == "" || o.Source == "" {

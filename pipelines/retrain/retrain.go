@@ -9,24 +9,56 @@
 //	state.json                 the committed state: increments, phases, history length
 //	known-NNNN.jsonl           the source listing the state was committed with
 //	shards/inc-NNNN/           one prepare run per increment (its own manifest)
-//	pretrain/phase-NNNN/       one pre-training run per retrain run
+//	pretrain/phase-NNNN/       one pre-training run per retrain run; plan.json says
+//	                           what it trains on (phase-NNNN.2, … : see below)
 //	history.jsonl, history.png metrics over runs
 //
 // Crash safety: state.json is replaced atomically as the last step of a
-// run. A run that dies before it recomputes the same diff on the next
-// start, finds its increment already prepared (its manifest lists exactly
-// the planned objects) and its pre-training phase checkpointed (it
-// resumes it), so only the unfinished step is redone.
+// run. A run that dies before it (a crash or kill at any write: the
+// listing, the increment's shards and manifest, each pre-training
+// checkpoint, the evaluation, history.jsonl, history.png, the known
+// listing) recomputes the same diff on the next start, finds its increment
+// already prepared (its manifest lists exactly the planned objects and
+// every epoch) and its pre-training phase checkpointed (the trainer resumes
+// it from its newest checkpoint, exactly), so only the unfinished steps
+// are redone, and the rerun ends with the state an uninterrupted run
+// leaves: the same state.json, known listing, shards, checkpoints and
+// history (but for the history entry's time and seconds). What is not
+// reproduced is what reports the run that wrote it: prepare's and the
+// trainer's summary.json (wall times) and metrics.jsonl's timings, and a
+// summary.json a crash kept from being written stays absent. When objects
+// land or change between the crash and the rerun, the rerun plans another
+// increment than the crashed attempt prepared; it prepares it again, and
+// its phase, finding the attempt's plan.json different, trains afresh in
+// phase-NNNN.2 (.3, …), keeping the attempt's checkpoints but resuming
+// none trained on other data.
+//
+// A phase is committed only with its final checkpoint checked: the folder
+// the pre-training returned is under the phase's output, holds meta.json
+// (every epoch trained), checkpoint.safetensors and a backbone.safetensors
+// that loads strictly. An empty or missing checkpoint is an error, never a
+// committed phase, so the next run never starts from a fresh
+// initialisation by mistake.
+//
+// Temporaries: local writes go through a temporary file that a killed
+// process leaves behind (".tmp-*", see storage.Writer); every run removes
+// those under the state older than storage.StaleTemporaryAge at start. On
+// gs:// writes create no temporary object, so there is nothing to remove.
 //
 // Pre-training and evaluation are given as functions (the command wires
-// the trainer in), so this package keeps to the pipelines' import rules.
+// the trainer in), so this package keeps to the pipelines' import rules:
+// of the trainer it reads only checkpoints (trainer/checkpoint, as
+// evaluation does).
 package retrain
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strings"
 	"time"
@@ -37,6 +69,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/manifest"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/transforms"
 	"github.com/sslight-go/sslight/transforms/source"
 )
@@ -128,8 +161,10 @@ func Compare(items []source.Item, known map[string]Stamp) Diff {
 }
 
 // PretrainFunc continues pre-training over shards (excluding keys per
-// root) from initFrom ("" for a fresh start) into out, resuming out's own
-// checkpoints if it has some, and returns the final checkpoint folder.
+// root) from initFrom ("" for a fresh start) into out, resuming from out's
+// newest checkpoint if it has some (a crashed attempt's; if that one is
+// already final, it trains nothing), and returns the final checkpoint
+// folder, which Once checks before it commits the phase.
 type PretrainFunc func(ctx context.Context, shards []string, exclude map[string]map[string]bool, initFrom, out string) (string, error)
 
 // EvaluateFunc scores a checkpoint, returning metrics by name
@@ -170,6 +205,9 @@ type Result struct {
 	Ran   bool `json:"ran"` // false when there was nothing new
 	Diff  Diff `json:"-"`
 	Entry *HistoryEntry
+	// TemporariesRemoved are the stale temporaries of killed runs removed
+	// under the state at start.
+	TemporariesRemoved []string `json:"temporaries_removed,omitempty"`
 }
 
 // ErrConfigChanged is returned when the state was built with another
@@ -224,6 +262,16 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 	if o.Epochs < 1 {
 		o.Epochs = 1
 	}
+	// A run killed earlier (kill -9, an evicted pod) may have left local
+	// temporaries anywhere under the state; the age bound spares those of
+	// a live writer.
+	cleaned, err := storage.CleanTemporaries(ctx, o.State, storage.StaleTemporaryAge)
+	if err != nil {
+		return nil, fmt.Errorf("retrain: %w", err)
+	}
+	if len(cleaned) > 0 {
+		o.logf("retrain: removed %d stale temporaries of killed runs under %s", len(cleaned), o.State)
+	}
 	st, err := Load(ctx, o.State)
 	if err != nil {
 		return nil, err
@@ -243,9 +291,14 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 	d := Compare(listing.Items, known)
 	if d.Empty() {
 		o.logf("retrain: no new, changed or removed objects in %s since run %d (%d objects known): nothing to do", o.Source, st.Runs, len(known))
-		return &Result{Diff: d}, nil
+		return &Result{Diff: d, TemporariesRemoved: cleaned}, nil
 	}
 	o.logf("retrain: run %d: %d new, %d changed, %d removed, %d unchanged objects", st.Runs+1, len(d.New), len(d.Changed), len(d.Removed), d.Unchanged)
+	// The checkpoint the phase continues from, checked before the long work.
+	initFrom, err := st.initFrom(ctx, o)
+	if err != nil {
+		return nil, err
+	}
 
 	// 1. Prepare the new and changed objects as the next increment.
 	inc := Increment{Name: fmt.Sprintf("inc-%04d", len(st.Increments)+1)}
@@ -301,14 +354,19 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("retrain: every object of %s was removed: nothing left to train on", o.Source)
 	}
 	phase := Phase{Name: fmt.Sprintf("phase-%04d", len(st.Phases)+1)}
-	phase.Out = storage.Join(o.State, "pretrain", phase.Name)
-	initFrom := ""
-	if n := len(st.Phases); n > 0 {
-		initFrom = st.Phases[n-1].Checkpoint
+	p, err := planOf(ctx, increments, initFrom)
+	if err != nil {
+		return nil, err
+	}
+	if phase.Out, err = phaseOutput(ctx, o, storage.Join(o.State, "pretrain", phase.Name), p); err != nil {
+		return nil, err
 	}
 	o.logf("retrain: pre-training %s over %d increment(s) from %s", phase.Name, len(roots), orNone(initFrom))
 	if phase.Checkpoint, err = o.Pretrain(ctx, roots, exclude, initFrom, phase.Out); err != nil {
 		return nil, fmt.Errorf("retrain: pre-training: %w", err)
+	}
+	if err := checkFinal(ctx, phase.Checkpoint, phase.Out); err != nil {
+		return nil, fmt.Errorf("retrain: pre-training %s returned no usable final checkpoint, so nothing is committed: %w", phase.Name, err)
 	}
 	// 4. Evaluate.
 	entry := &HistoryEntry{Run: st.Runs + 1, Time: time.Now().UTC().Format(time.RFC3339), New: len(d.New), Changed: len(d.Changed),
@@ -340,18 +398,150 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("retrain: commit state: %w", err)
 	}
 	o.logf("retrain: run %d committed (%s)", next.Runs, time.Since(start).Round(time.Second))
-	return &Result{Ran: true, Diff: d, Entry: entry}, nil
+	return &Result{Ran: true, Diff: d, Entry: entry, TemporariesRemoved: cleaned}, nil
+}
+
+// initFrom is the final checkpoint of the last committed phase ("" before
+// the first), checked to be a complete one. A phase committed without a
+// checkpoint (as an earlier sslight could, after a crash between the final
+// checkpoint and its commit) continues from the newest final checkpoint
+// its output holds; if it holds none, the run stops rather than train from
+// a fresh initialisation.
+func (st *State) initFrom(ctx context.Context, o Options) (string, error) {
+	n := len(st.Phases)
+	if n == 0 {
+		return "", nil
+	}
+	last := st.Phases[n-1]
+	dir := last.Checkpoint
+	if dir == "" {
+		found, _, err := checkpoint.Latest(ctx, last.Out)
+		if err != nil {
+			return "", fmt.Errorf("retrain: %s names no checkpoint for %s, and its output %s: %w", StateFile, last.Name, last.Out, err)
+		}
+		if found == "" {
+			return "", fmt.Errorf("retrain: %s names no checkpoint for %s and %s holds none: "+
+				"its training is lost; set the phase's checkpoint in %s to the one to continue from",
+				StateFile, last.Name, last.Out, storage.Join(o.State, StateFile))
+		}
+		o.logf("retrain: %s names no checkpoint for %s; continuing from its newest one, %s", StateFile, last.Name, found)
+		dir = found
+	}
+	if err := checkFinal(ctx, dir, last.Out); err != nil {
+		return "", fmt.Errorf("retrain: the checkpoint of %s to continue from: %w", last.Name, err)
+	}
+	return dir, nil
+}
+
+// checkFinal checks that dir is a complete final checkpoint of the
+// training output out: the folder of its own step under out, with
+// meta.json saying every epoch was trained, checkpoint.safetensors (what
+// the next phase starts from) and a backbone.safetensors that loads
+// strictly. Writes are atomic, so a file that exists is whole.
+func checkFinal(ctx context.Context, dir, out string) error {
+	if dir == "" {
+		return errors.New("no checkpoint folder")
+	}
+	bb, err := checkpoint.LoadBackbone(ctx, dir)
+	if err != nil {
+		return err
+	}
+	m := bb.Meta
+	if want := checkpoint.Dir(out, m.Step); bb.Dir != want {
+		return fmt.Errorf("checkpoint %s: not the step-%d checkpoint of %s (%s)", dir, m.Step, out, want)
+	}
+	if m.Epochs < 1 || m.Epoch < m.Epochs {
+		return fmt.Errorf("checkpoint %s: trained %d of %d epochs, not a final checkpoint", dir, m.Epoch, m.Epochs)
+	}
+	state := storage.Join(dir, checkpoint.StateFile)
+	if n, err := storage.Size(ctx, state); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	} else if n == 0 {
+		return fmt.Errorf("checkpoint %s: %s is empty", dir, checkpoint.StateFile)
+	}
+	return nil
+}
+
+// planFile is written into a phase's output before it trains: what the
+// phase trains on.
+const planFile = "plan.json"
+
+// plan is what a pre-training phase trains on: the shards roots (with
+// their manifests' CRC32C and the sample keys left out of each) and the
+// checkpoint it starts from. A rerun after a crash finds the same plan in
+// the phase's output and resumes its checkpoints; a rerun that plans
+// otherwise (objects landed or changed since the crash, so the increment
+// was prepared again) must not resume them.
+type plan struct {
+	Roots    []planRoot `json:"roots"`
+	InitFrom string     `json:"init_from"`
+}
+
+// planRoot is one shards root of a plan.
+type planRoot struct {
+	Shards         string   `json:"shards"`
+	ManifestCRC32C string   `json:"manifest_crc32c"`
+	Excluded       []string `json:"excluded,omitempty"`
+}
+
+// planOf is the plan of a phase over increments from initFrom.
+func planOf(ctx context.Context, increments []Increment, initFrom string) (*plan, error) {
+	p := &plan{InitFrom: initFrom}
+	for _, in := range increments {
+		b, err := storage.ReadFile(ctx, storage.Join(in.Shards, manifest.FileName))
+		if err != nil {
+			return nil, fmt.Errorf("retrain: increment %s: %w", in.Name, err)
+		}
+		p.Roots = append(p.Roots, planRoot{Shards: in.Shards, ManifestCRC32C: storage.CRC32CBase64(storage.UpdateCRC32C(0, b)), Excluded: in.Superseded})
+	}
+	return p, nil
+}
+
+// phaseOutput returns the folder the phase trains into: base, or, when
+// base holds an earlier attempt that trained on another plan, the first
+// of base.2, base.3, … that holds this plan or nothing, so neither that
+// attempt's checkpoints are lost nor resumed for data they were not
+// trained on. It records the plan there.
+func phaseOutput(ctx context.Context, o Options, base string, p *plan) (string, error) {
+	want, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	for attempt := 1; ; attempt++ {
+		out := base
+		if attempt > 1 {
+			out = fmt.Sprintf("%s.%d", base, attempt)
+		}
+		uri := storage.Join(out, planFile)
+		var have plan
+		err := jsonfile.Read(ctx, uri, &have)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := jsonfile.Write(ctx, uri, p); err != nil {
+				return "", fmt.Errorf("retrain: %w", err)
+			}
+			return out, nil
+		case err != nil:
+			return "", fmt.Errorf("retrain: %w", err)
+		}
+		if got, _ := json.Marshal(&have); bytes.Equal(got, want) {
+			return out, nil
+		}
+		o.logf("retrain: %s holds an earlier attempt that trained on other data; this attempt trains elsewhere", out)
+	}
 }
 
 // prepareIncrement prepares fresh into dir, unless a complete earlier
-// attempt already did (its manifest lists exactly these objects).
+// attempt already did (its manifest lists exactly these objects and
+// accounts for every epoch).
 func prepareIncrement(ctx context.Context, o Options, listing *source.Listing, fresh []source.Item, dir string) error {
 	want := make([]string, len(fresh))
 	for i, it := range fresh {
 		want[i] = it.URI
 	}
 	sort.Strings(want)
-	if m, err := manifest.Read(ctx, storage.Join(dir, manifest.FileName)); err == nil && m.ConfigHash == o.Config.Hash() {
+	if m, err := manifest.Read(ctx, storage.Join(dir, manifest.FileName)); err == nil && m.ConfigHash == o.Config.Hash() &&
+		m.Epochs == o.Epochs && len(m.EpochCounts) == o.Epochs {
 		var have []string
 		for _, it := range m.Source.Items {
 			have = append(have, it.URI)

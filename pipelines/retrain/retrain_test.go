@@ -86,7 +86,7 @@ func TestRetrainRuns(t *testing.T) {
 				failNext = false
 				return "", errors.New("killed")
 			}
-			return out + "/checkpoints/final", nil
+			return writeFinalCheckpoint(t, cfg, out, 3), nil
 		},
 		Evaluate: func(ctx context.Context, ckpt string) (map[string]float64, error) {
 			return map[string]float64{"knn_top1": float64(len(calls))}, nil
@@ -128,7 +128,7 @@ func TestRetrainRuns(t *testing.T) {
 		t.Errorf("inc-0002 prepared %d objects, want only the 2 new ones", n)
 	}
 	c := calls[len(calls)-1]
-	if len(c.shards) != 2 || c.initFrom != filepath.Join(state, "pretrain", "phase-0001", "checkpoints", "final") {
+	if len(c.shards) != 2 || c.initFrom != filepath.Join(state, "pretrain", "phase-0001", "checkpoints", "step-00000003") {
 		t.Errorf("run 3 pretrain call %+v", c)
 	}
 

@@ -226,6 +226,10 @@ func (w *Writer) Commit() error {
 		w.Abort()
 		return err
 	}
+	if err := beforeChange(w.uri); err != nil {
+		w.Abort()
+		return fmt.Errorf("commit %s: %w", w.uri, err)
+	}
 	var err error
 	switch {
 	case w.scheme == "":

@@ -284,6 +284,9 @@ func Remove(ctx context.Context, uri string) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", uri, err)
 	}
+	if err := beforeChange(uri); err != nil {
+		return fmt.Errorf("remove %s: %w", uri, err)
+	}
 	if err := b.remove(ctx, uri); err != nil {
 		return fmt.Errorf("remove %s: %w", uri, err)
 	}
@@ -300,6 +303,9 @@ func Rename(ctx context.Context, src, dst string) error {
 	b, err := backendFor(src)
 	if err != nil {
 		return fmt.Errorf("rename %s: %w", src, err)
+	}
+	if err := beforeChange(dst); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", src, dst, err)
 	}
 	if err := b.rename(ctx, src, dst); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", src, dst, err)
