@@ -442,7 +442,7 @@ func checkFinal(ctx context.Context, dir, out string) error {
 	if dir == "" {
 		return errors.New("no checkpoint folder")
 	}
-	bb, err := checkpoint.LoadBackbone(ctx, dir)
+	bb, err := checkpoint.LoadBackbone(ctx, dir, checkpoint.Student)
 	if err != nil {
 		return err
 	}
