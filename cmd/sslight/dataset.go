@@ -74,8 +74,11 @@ func runExportIDX(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *images == "" || *labels == "" || *out == "" {
-		return fmt.Errorf("--images, --labels and --out are required (see --help)")
+	if err := fs.Require("images", "labels", "out"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(0, "per-class"); err != nil {
+		return err
 	}
 	n, err := datasets.ExportIDX(ctx, *images, *labels, *out, *perClass)
 	if err != nil {
@@ -100,8 +103,14 @@ func runMakeCOCO(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *images == "" || *labels == "" || *out == "" || cfg.Images <= 0 {
-		return fmt.Errorf("--idx-images, --idx-labels, --out and a positive --images are required (see --help)")
+	if err := fs.Require("idx-images", "idx-labels", "out", "images"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(1, "images", "canvas", "max-objects"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(0, "min-objects"); err != nil {
+		return err
 	}
 	set, err := datasets.MakeCOCO(ctx, *images, *labels, *out, cfg)
 	if err != nil {

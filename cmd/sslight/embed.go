@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 
@@ -77,8 +76,11 @@ func runEmbed(ctx context.Context, args []string) error {
 	if *model != "" {
 		return fmt.Errorf("--model %s: embed runs sslight checkpoints, not exported models (there is no ONNX runtime in Go here); pass --checkpoint with the checkpoint it was exported from", *model)
 	}
-	if o.Checkpoint == "" || o.Source == "" || o.Out == "" {
-		return errors.New("--checkpoint, --source and --out are required (see sslight embed --help)")
+	if err := fs.Require("checkpoint", "source", "out"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(0, "limit", "nearest", "workers", "batch-size"); err != nil {
+		return err
 	}
 	w, err := checkpoint.ParseWeights(*weights)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -119,6 +118,7 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	fs.IntVar(&det.Config.Epochs, "det-epochs", det.Config.Epochs, "detection: fine-tuning epochs")
 	fs.IntVar(&det.Config.BatchSize, "det-batch-size", det.Config.BatchSize, "detection: batch size")
 	fs.Float64Var(&det.Config.LR, "det-lr", det.Config.LR, "detection: peak learning rate (AdamW, cosine)")
+	quiet := fs.Bool("quiet", false, "no progress lines (the report is still printed)")
 	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -126,9 +126,22 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	if err := storageOpts.apply(); err != nil {
 		return err
 	}
+	if *quiet {
+		spec.Progress = nil
+	}
 	spec.Protocols = strings.Split(*protocols, ",")
-	if *ckpts == "" || job.Out == "" || (evaluate.HasClassification(spec.Protocols) && (spec.Train == "" || spec.Val == "")) {
-		return errors.New("--checkpoint, --out and (for the classification protocols) --train and --val are required (see sslight eval --checkpoint X --help)")
+	required := []string{"checkpoint", "out"}
+	if evaluate.HasClassification(spec.Protocols) {
+		required = append(required, "train", "val") // the detection protocol alone needs neither
+	}
+	if err := fs.Require(required...); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(0, "linear-epochs", "det-size"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(1, "finetune-epochs", "det-epochs", "det-batch-size"); err != nil {
+		return err
 	}
 	w, err := checkpoint.ParseWeights(*weights)
 	if err != nil {
@@ -201,8 +214,8 @@ func runEvalCOCO(ctx context.Context, args []string) error {
 	if err := storageOpts.apply(); err != nil {
 		return err
 	}
-	if *gtURI == "" || *dtURI == "" {
-		return errors.New("--gt and --dt are required (see sslight eval coco --help)")
+	if err := fs.Require("gt", "dt"); err != nil {
+		return err
 	}
 	iou, err := cocoeval.ParseIoUType(*iouName)
 	if err != nil {

@@ -79,9 +79,10 @@ func TestEvalCOCOCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{}, "missing evaluation mode"},
+		{[]string{}, "missing --checkpoint, --out, --train and --val\n"}, // every missing flag at once
 		{[]string{"knn"}, `unknown evaluation mode "knn"`},
-		{[]string{"coco", "--gt", gt}, "--gt and --dt are required"},
+		{[]string{"coco", "--gt", gt}, "missing --dt\n"},
+		{[]string{"coco", "--gt", gt, "--dtt", dt}, "unknown flag --dtt; did you mean --dt?"},
 		{[]string{"coco", "--gt", gt, "--dt", dt, "--iou-type", "keypoints"}, `unknown iou type "keypoints"`},
 		{[]string{"coco", "--gt", gt, "--dt", dt, "extra"}, `unexpected argument "extra"`},
 		{[]string{"coco", "--gt", gt, "--dt", bad, "--quiet"}, bad + ": [0].image_id: image 424242 is not in the ground truth " + gt},

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -81,8 +80,11 @@ func runExport(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.Checkpoint == "" || o.Out == "" {
-		return errors.New("--checkpoint and --out are required (see sslight export --help)")
+	if err := fs.Require("checkpoint", "out"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(0, "size"); err != nil {
+		return err
 	}
 	b, err := parseBatch(*batch)
 	if err != nil {

@@ -91,8 +91,8 @@ func TestExportCommandRefusesBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--out", out}, "--checkpoint and --out are required"},
-		{[]string{"--checkpoint", ck}, "--checkpoint and --out are required"},
+		{[]string{"--out", out}, "missing --checkpoint\n"},
+		{[]string{"--checkpoint", ck}, "missing --out\n"},
 		{[]string{"--checkpoint", ck, "--out", out, "--batch", "many"}, `--batch "many": want a positive batch size or dynamic`},
 		{[]string{"--checkpoint", ck, "--out", out, "--batch", "0"}, `--batch "0"`},
 		{[]string{"--checkpoint", ck, "--out", out, "--format", "tflite"}, `format "tflite": want onnx or safetensors`},
@@ -267,8 +267,8 @@ func TestEmbedCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--source", src, "--out", out}, "--checkpoint, --source and --out are required"},
-		{[]string{"--checkpoint", ck, "--out", out}, "--checkpoint, --source and --out are required"},
+		{[]string{"--source", src, "--out", out}, "missing --checkpoint\n"},
+		{[]string{"--checkpoint", ck, "--out", out}, "missing --source\n"},
 		{[]string{"--model", "m.onnx", "--source", src, "--out", out}, "no ONNX runtime"},
 		{[]string{"--checkpoint", ck, "--source", src, "--out", out, "--weights", "ema"}, `--weights "ema"`},
 		{[]string{"--checkpoint", ck, "--source", src, "--out", out, "--nearest", "-2"}, "--nearest -2"},

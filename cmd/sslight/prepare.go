@@ -67,8 +67,14 @@ func runPrepare(ctx context.Context, args []string) error {
 	if err := storageOpts.apply(); err != nil {
 		return err
 	}
-	if *cfgPath == "" || *out == "" {
-		return fmt.Errorf("--config and --out are required (see sslight prepare --help)")
+	if err := fs.Require("config", "out"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(1, "epochs", "shard-size-mb"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(0, "limit", "workers"); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(*cfgPath, sets, "DATA.FORMAT", *format, "DATA.SHARD_SIZE_MB", strconv.Itoa(*shardMB))
 	if err != nil {

@@ -106,8 +106,14 @@ func runPretrain(ctx context.Context, args []string) error {
 	if err := storageOpts.apply(); err != nil {
 		return err
 	}
-	if *shards == "" || *out == "" {
-		return fmt.Errorf("--shards and --out are required (see sslight pretrain --help)")
+	if err := fs.Require("config", "shards", "out"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(1, "epochs", "batch-size", "shuffle-buffer"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(0, "max-steps"); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(*cfgPath, sets)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -68,14 +69,18 @@ func runRetrain(ctx context.Context, args []string) error {
 	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable)")
 	storageOpts := addStorageFlags(fs)
+	quiet := fs.Bool("quiet", false, "no progress lines (each run's one-line result is still printed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := storageOpts.apply(); err != nil {
 		return err
 	}
-	if *src == "" || *state == "" {
-		return errors.New("--source and --state are required (see sslight retrain --help)")
+	if err := fs.Require("config", "source", "state"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(1, "epochs", "prepare-epochs", "batch-size"); err != nil {
+		return err
 	}
 	if *once == (*every > 0) {
 		return errors.New("pass exactly one of --once and --every DURATION")
@@ -89,10 +94,14 @@ func runRetrain(ctx context.Context, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := retrain.Options{Config: cfg, Source: *src, State: *state, Epochs: *prepEpochs, Log: os.Stderr,
+	var progress io.Writer = os.Stderr
+	if *quiet {
+		progress = nil
+	}
+	opts := retrain.Options{Config: cfg, Source: *src, State: *state, Epochs: *prepEpochs, Log: progress,
 		Pretrain: func(ctx context.Context, shards []string, exclude map[string]map[string]bool, initFrom, out string) (string, error) {
 			sum, err := trainer.Run(ctx, trainer.Options{Config: cfg, Shards: shards, Exclude: exclude, InitFrom: initFrom, Out: out,
-				Epochs: *epochs, BatchSize: *batch, Resume: true, Progress: os.Stderr})
+				Epochs: *epochs, BatchSize: *batch, Resume: true, Progress: progress})
 			if err != nil {
 				return "", err
 			}
@@ -105,7 +114,7 @@ func runRetrain(ctx context.Context, args []string) error {
 	if *evalTrain != "" {
 		// kNN and the fast linear probe of every new checkpoint.
 		spec := evaluate.Spec{Train: *evalTrain, Val: *evalVal, Protocols: []string{evaluate.ProtocolKNN, evaluate.ProtocolLinear},
-			Seed: uint64(cfg.Seed), Linear: eval.DefaultLinearConfig(), Progress: os.Stderr}
+			Seed: uint64(cfg.Seed), Linear: eval.DefaultLinearConfig(), Progress: progress}
 		opts.Evaluate = func(ctx context.Context, ckpt string) (map[string]float64, error) {
 			rows, err := evaluate.Models(ctx, []evaluate.Model{{Name: "checkpoint", Checkpoint: ckpt, Config: cfg}}, spec, storage.Join(*state, "eval"))
 			if err != nil {

@@ -77,8 +77,14 @@ func runRun(ctx context.Context, args []string) error {
 	if err := storageOpts.apply(); err != nil {
 		return err
 	}
-	if *cfgPaths == "" || o.Source == "" {
-		return errors.New("--config and --source are required (see sslight run --help)")
+	if err := fs.Require("config", "source"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(1, "epochs", "batch-size", "prepare-epochs"); err != nil {
+		return err
+	}
+	if err := fs.AtLeast(0, "limit"); err != nil {
+		return err
 	}
 	if !o.NoEval && o.EvalVal == "" {
 		return errors.New("--eval-val is required for the evaluation (or pass --no-eval)")

@@ -41,7 +41,7 @@ func TestStorageFlags(t *testing.T) {
 		{name: "negative attempts", args: []string{"--storage-attempts=-2"}, err: "--storage-attempts -2: want at least 1"},
 		{name: "zero timeout", args: []string{"--storage-timeout", "0s"}, err: "--storage-timeout 0s: want a positive duration"},
 		{name: "negative timeout", args: []string{"--storage-timeout=-1m"}, err: "--storage-timeout -1m0s: want a positive duration"},
-		{name: "not a duration", args: []string{"--storage-timeout", "soon"}, err: `invalid value "soon" for flag -storage-timeout: want a duration`},
+		{name: "not a duration", args: []string{"--storage-timeout", "soon"}, err: `invalid value "soon" for flag --storage-timeout: want a duration`},
 		{name: "bad environment", env: map[string]string{storage.EnvTimeout: "forever"}, args: []string{"--storage-attempts", "3"},
 			err: storage.EnvTimeout + `="forever"`},
 	} {

@@ -209,7 +209,7 @@ func TestRetrainNewDataAfterACrash(t *testing.T) {
 	if phase.Out != killed+".2" || phase.Checkpoint != filepath.Join(killed+".2", "checkpoints", "step-00000008") {
 		t.Errorf("phase %+v: want it trained into %s.2 up to step 8", phase, killed)
 	}
-	if bb, err := checkpoint.LoadBackbone(ctx, phase.Checkpoint); err != nil || bb.Meta.InitFrom != st1.Phases[0].Checkpoint {
+	if bb, err := checkpoint.LoadBackbone(ctx, phase.Checkpoint, checkpoint.Student); err != nil || bb.Meta.InitFrom != st1.Phases[0].Checkpoint {
 		t.Errorf("the phase's checkpoint: %v, init from %q; want one started from %s", err, bb.Meta.InitFrom, st1.Phases[0].Checkpoint)
 	}
 	if _, err := os.Stat(filepath.Join(killed, "checkpoints", "step-00000003", "meta.json")); err != nil {
