@@ -199,15 +199,19 @@ func TestJointLinearProbeRun(t *testing.T) {
 		t.Errorf("%d step and %d epoch records with the probe, want 6 and 2", steps, epochs)
 	}
 
-	// Labels 0..2 with NUM_CLASSES 2: the run stops on the first label 2.
+	// Three classes with NUM_CLASSES 2: refused from the manifest's class
+	// list, before any training.
 	if err := cfg.Set("TRAIN.NUM_CLASSES", "2"); err != nil {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
 	writeShards(t, filepath.Join(root, "shards"), cfg, 24, 1)
 	_, err = Run(context.Background(), Options{Config: cfg, Shards: []string{filepath.Join(root, "shards")}, Out: filepath.Join(root, "out")})
-	if err == nil || !strings.Contains(err.Error(), "TRAIN.JOINT_LINEAR_PROBE needs labels in [0, 2)") || !strings.Contains(err.Error(), `sample "k`) {
+	if err == nil || !strings.Contains(err.Error(), "has 3 classes (a, b, c …) but TRAIN.NUM_CLASSES is 2") {
 		t.Errorf("labels beyond NUM_CLASSES: err %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "out")); !os.IsNotExist(err) {
+		t.Errorf("the refused run wrote its output folder: %v", err)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sslight-go/sslight/configs"
@@ -48,8 +50,14 @@ func newRun(ctx context.Context, o Options) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkOutIsFolder(ctx, o.Out); err != nil {
+		return nil, err
+	}
 	r := &run{o: o, cfg: cfg, epochs: cfg.Solver.TotalEpochs, batch: cfg.Train.BatchSize, seed: uint64(cfg.Seed)}
 	if r.roots, err = readRoots(ctx, cfg, o); err != nil {
+		return nil, err
+	}
+	if err := checkLabels(cfg, r.roots); err != nil {
 		return nil, err
 	}
 	if err := r.plan(); err != nil {
@@ -95,6 +103,21 @@ func newRun(ctx context.Context, o Options) (*run, error) {
 func (o Options) config() (*configs.Config, error) {
 	if o.Config == nil || len(o.Shards) == 0 || o.Out == "" {
 		return nil, errors.New("trainer: Config, Shards and Out are required")
+	}
+	seen := map[string]bool{}
+	for _, s := range o.Shards {
+		k := strings.TrimRight(s, "/")
+		if storage.IsLocal(k) {
+			if abs, err := filepath.Abs(k); err == nil {
+				k = abs
+			}
+		}
+		if seen[k] {
+			// Training on a root twice trains every sample of it twice
+			// an epoch.
+			return nil, fmt.Errorf("--shards names %s twice: list each prepared root once", s)
+		}
+		seen[k] = true
 	}
 	cfg := o.Config.Clone()
 	if o.Epochs > 0 {
@@ -315,6 +338,41 @@ func checkShardsConfig(cfg *configs.Config, man *manifest.Manifest, allow bool) 
 	}
 	if a, b := prepCfg.AugmentationHash(), cfg.AugmentationHash(); a != b && !allow {
 		return fmt.Errorf("the shards were prepared with other augmentation settings (MULTI_VIEWS_TRANSFORMS/DATA hash %s, this config %s): re-run sslight prepare with this config, or pass --allow-config-mismatch", a[:12], b[:12])
+	}
+	return nil
+}
+
+// checkOutIsFolder refuses an output that names a file: checkpoints and
+// metrics go into a folder there, and finding out at the first checkpoint
+// would lose the training before it.
+func checkOutIsFolder(ctx context.Context, out string) error {
+	if storage.IsLocal(out) {
+		if st, err := os.Stat(out); err == nil && !st.IsDir() {
+			return fmt.Errorf("--out %s is a file; pretrain writes a folder there (checkpoints/, metrics.jsonl, summary.json): name a folder", out)
+		}
+		return nil
+	}
+	if _, err := storage.Stat(ctx, out); err == nil {
+		return fmt.Errorf("--out %s is an object; pretrain writes a prefix there (checkpoints/, metrics.jsonl, summary.json): name a prefix that is not an object", out)
+	}
+	return nil
+}
+
+// checkLabels refuses shards whose class list does not fit the joint
+// linear probe's TRAIN.NUM_CLASSES before any training: the manifest lists
+// the classes, so the first batch with a large label need not find out.
+func checkLabels(cfg *configs.Config, roots []*root) error {
+	if !cfg.Train.JointLinearProbe {
+		return nil
+	}
+	for _, rt := range roots {
+		if n := len(rt.man.ClassNames); n > cfg.Train.NumClasses {
+			return fmt.Errorf("%s has %d classes (%s …) but TRAIN.NUM_CLASSES is %d: the joint linear probe needs one output per class; set --set TRAIN.NUM_CLASSES=%d",
+				rt.uri, n, strings.Join(rt.man.ClassNames[:min(3, n)], ", "), cfg.Train.NumClasses, n)
+		}
+		if len(rt.man.ClassNames) == 0 {
+			return fmt.Errorf("%s holds unlabelled samples: TRAIN.JOINT_LINEAR_PROBE needs labels (prepare from an imagenet or idx layout)", rt.uri)
+		}
 	}
 	return nil
 }

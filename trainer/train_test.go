@@ -682,3 +682,34 @@ func TestResumeRefusesUnreadableMetrics(t *testing.T) {
 		t.Errorf("the refused resume rewrote %s: %q", MetricsFile, got)
 	}
 }
+
+// TestRunRefusesBadSetupEarly: mistakes a run would otherwise find only
+// after training (at the first checkpoint) or never (a root listed twice
+// trains every sample twice) stop it before any step, naming the input.
+func TestRunRefusesBadSetupEarly(t *testing.T) {
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	shards := filepath.Join(root, "shards")
+	writeShards(t, shards, cfg, 24, 1)
+	file := filepath.Join(root, "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		shards []string
+		out    string
+		want   string
+	}{
+		{"out is a file", []string{shards}, file, "--out " + file + " is a file"},
+		{"a root twice", []string{shards, shards + "/"}, filepath.Join(root, "out"), "--shards names " + shards + "/ twice"},
+	} {
+		_, err := Run(context.Background(), Options{Config: cfg, Shards: tc.shards, Out: tc.out})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "out")); !os.IsNotExist(err) {
+		t.Errorf("a refused run wrote its output folder: %v", err)
+	}
+}
