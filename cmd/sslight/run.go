@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -92,7 +90,9 @@ func runRun(ctx context.Context, args []string) error {
 	if o.Emulator = *storageMode == "emulator"; !o.Emulator && *storageMode != "local" {
 		return fmt.Errorf("--storage %q: want local or emulator", *storageMode)
 	}
-	for _, cp := range strings.Split(*cfgPaths, ",") {
+	paths := strings.Split(*cfgPaths, ",")
+	names := run.ConfigNames(paths)
+	for i, cp := range paths {
 		cfg, err := loadConfig(cp, sets, "DATA.FORMAT", *format, "SOLVER.TOTAL_EPOCHS", strconv.Itoa(*epochs))
 		if err != nil {
 			return err
@@ -100,8 +100,7 @@ func runRun(ctx context.Context, args []string) error {
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", cp, err)
 		}
-		// A config's folder: the preset name or the file's base name.
-		o.Configs = append(o.Configs, run.Config{Name: strings.TrimSuffix(path.Base(filepath.ToSlash(cp)), filepath.Ext(cp)), Config: cfg})
+		o.Configs = append(o.Configs, run.Config{Name: names[i], Config: cfg})
 	}
 	for _, r := range strings.Split(*refs, ",") {
 		switch strings.TrimSpace(r) {

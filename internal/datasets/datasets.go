@@ -14,6 +14,7 @@ import (
 	"image"
 	"image/png"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/sslight-go/sslight/internal/datasets/cocosynth"
@@ -49,7 +50,7 @@ func ExportIDX(ctx context.Context, imagesURI, labelsURI, out string, perClass i
 		if err := enc.Encode(&buf, g); err != nil {
 			return written, fmt.Errorf("encode record %d of %s: %w", i, imagesURI, err)
 		}
-		uri := storage.Join(out, ClassFolder(int(lab), names[lab]), fmt.Sprintf("%s_%06d.png", stem, i))
+		uri := storage.Join(out, ClassFolder(int(lab), len(names)-1, names[lab]), fmt.Sprintf("%s_%06d.png", stem, i))
 		if err := storage.WriteFile(ctx, uri, buf.Bytes()); err != nil {
 			return written, err
 		}
@@ -146,11 +147,13 @@ func classNames(uri string, n int) []string {
 }
 
 // ClassFolder is the folder ExportIDX writes class label's images to:
-// the label in two digits, so that folders sort in label order, and the
+// the label zero-padded to the digits of the largest label (at least two),
+// so that folders sort in label order as ImageFolder sorts them, and the
 // class name made portable (letters, digits and '-' kept, anything else
 // '_'): "00_T-shirt_top".
-func ClassFolder(label int, name string) string {
-	return fmt.Sprintf("%02d_%s", label, strings.Map(func(r rune) rune {
+func ClassFolder(label, maxLabel int, name string) string {
+	width := max(2, len(strconv.Itoa(maxLabel)))
+	return fmt.Sprintf("%0*d_%s", width, label, strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
 			return r

@@ -138,16 +138,21 @@ func TestExportIDXErrors(t *testing.T) {
 
 func TestClassFolder(t *testing.T) {
 	for _, tc := range []struct {
-		label int
-		name  string
-		want  string
+		label, max int
+		name       string
+		want       string
 	}{
-		{0, "T-shirt/top", "00_T-shirt_top"},
-		{9, "Ankle boot", "09_Ankle_boot"},
-		{3, "3", "03_3"},
-		{12, "café", "12_caf_"},
+		{0, 9, "T-shirt/top", "00_T-shirt_top"},
+		{9, 9, "Ankle boot", "09_Ankle_boot"},
+		{3, 9, "3", "03_3"},
+		{12, 12, "café", "12_caf_"},
+		// Labels up to 100: three digits, so the sorted folders keep the
+		// label order ("020" < "100"; "20" > "100" would not).
+		{20, 100, "20", "020_20"},
+		{100, 100, "100", "100_100"},
+		{0, 100, "0", "000_0"},
 	} {
-		if got := ClassFolder(tc.label, tc.name); got != tc.want {
+		if got := ClassFolder(tc.label, tc.max, tc.name); got != tc.want {
 			t.Errorf("ClassFolder(%d, %q) = %q, want %q", tc.label, tc.name, got, tc.want)
 		}
 	}
@@ -186,5 +191,50 @@ func TestMakeCOCO(t *testing.T) {
 	if _, err := MakeCOCO(ctx, filepath.Join(fmnistMini, "t10k-images-idx3-ubyte.gz"), filepath.Join(fmnistMini, "t10k-labels-idx1-ubyte.gz"), t.TempDir(), cfg); err == nil ||
 		!strings.Contains(err.Error(), "t10k-images-idx3-ubyte.gz") || !strings.Contains(err.Error(), "canvas 30 px") {
 		t.Errorf("canvas 30: err %v, want one naming the file and the canvas", err)
+	}
+}
+
+// TestExportIDXLabelOrder: labels {0–9, 20, 100} export to folders whose
+// sorted order — ImageFolder's class order — is the label order, which two
+// digits ("20" after "100") would break.
+func TestExportIDXLabelOrder(t *testing.T) {
+	dir := t.TempDir()
+	labels := []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 100}
+	n := len(labels)
+	img := []byte{0, 0, 8, 3, 0, 0, 0, byte(n), 0, 0, 0, 2, 0, 0, 0, 2}
+	for i := range n {
+		img = append(img, byte(i), byte(i), byte(i), byte(i))
+	}
+	lab := append([]byte{0, 0, 8, 1, 0, 0, 0, byte(n)}, labels...)
+	images, lbls := filepath.Join(dir, "x-images-idx3-ubyte"), filepath.Join(dir, "x-labels-idx1-ubyte")
+	if err := os.WriteFile(images, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lbls, lab, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if _, err := ExportIDX(context.Background(), images, lbls, out, 0); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var folders []string
+	for _, e := range entries {
+		folders = append(folders, e.Name())
+	}
+	slices.Sort(folders)
+	var order []int
+	for _, f := range folders {
+		v, err := strconv.Atoi(strings.SplitN(f, "_", 2)[0])
+		if err != nil {
+			t.Fatalf("folder %s has no label prefix", f)
+		}
+		order = append(order, v)
+	}
+	if !slices.IsSorted(order) || len(order) != n || order[n-1] != 100 || folders[10] != "020_20" {
+		t.Errorf("sorted folders %v: label order %v, want 0…9, 20, 100", folders, order)
 	}
 }

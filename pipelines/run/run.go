@@ -120,6 +120,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	case !o.NoEval && o.EvalVal == "":
 		return nil, errors.New("run: no validation source for the evaluation")
 	}
+	seen := map[string]bool{}
+	for _, c := range o.Configs {
+		if c.Name == "" || c.Name == "." || c.Name == ".." || strings.ContainsAny(c.Name, `/\`) || seen[c.Name] {
+			return nil, fmt.Errorf("run: config folder name %q is empty, a path or used twice (ConfigNames derives safe, unique names)", c.Name)
+		}
+		seen[c.Name] = true
+	}
 	if o.EvalTrain == "" {
 		o.EvalTrain = o.Source
 	}
