@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // localFS is the local filesystem. Local errors are not retried: a failing
@@ -53,9 +54,13 @@ func (localFS) size(_ context.Context, uri string) (int64, error) {
 	return st.Size(), nil
 }
 
-// walk lists every regular file under root. Symbolic links to files are
-// followed, links to folders are not (a loop cannot trap the walk), and
-// sockets, devices and pipes are skipped (reading a pipe would block). An
+// walk lists every regular file under root, as torchvision's ImageFolder
+// walks (os.walk with followlinks=True): symbolic links to folders are
+// followed (a link back to a folder being walked, a loop, is reported and
+// not followed). A symbolic link to a file is followed only when its
+// target lies inside the root or inside a linked folder being walked: a
+// link out of the source (x.JPEG -> /etc/passwd) is reported, never read.
+// Sockets, devices and pipes are skipped (reading a pipe would block). An
 // unreadable subfolder becomes one Object with Err set: its files cannot
 // be listed, so the folder itself stands for them.
 func (localFS) walk(_ context.Context, root string) ([]Object, error) {
@@ -66,45 +71,113 @@ func (localFS) walk(_ context.Context, root string) ([]Object, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is a file, not a folder", root)
 	}
-	var objs []Object
-	// The trailing separator makes WalkDir follow a root that is itself a
-	// symbolic link (/data/imagenet -> /mnt/disk/imagenet); links below the
-	// root are still not followed.
-	top := root + string(filepath.Separator)
-	err = filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == top {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			objs = append(objs, Object{URI: p, Rel: filepath.ToSlash(rel), Err: err})
-			return fs.SkipDir
-		}
-		if d.IsDir() {
-			return nil
-		}
-		info, err := d.Info()
-		if err == nil && info.Mode()&fs.ModeSymlink != 0 {
-			info, err = os.Stat(p)
-			if err == nil && info.IsDir() {
-				return nil // links to folders are not followed
-			}
-		}
-		if err == nil && !info.Mode().IsRegular() {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		o := Object{URI: p, Rel: filepath.ToSlash(rel), Err: err}
-		if err == nil {
-			o.Size, o.MTime = info.Size(), info.ModTime().UnixNano()
-		}
-		objs = append(objs, o)
-		return nil
-	})
+	// A root that is itself a link (/data/imagenet -> /mnt/disk/imagenet)
+	// is walked under the given name.
+	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return nil, err
 	}
-	return objs, nil
+	w := &localWalk{root: root, inside: []string{real}}
+	if err := w.dir(root, real, ""); err != nil {
+		return nil, err
+	}
+	return w.objs, nil
+}
+
+// localWalk is one walk's state: what it found and the real folders a
+// file link may point into.
+type localWalk struct {
+	root   string
+	inside []string
+	objs   []Object
+}
+
+func (w *localWalk) add(p, rel string, err error) {
+	w.objs = append(w.objs, Object{URI: p, Rel: rel, Err: err})
+}
+
+// dir walks path, whose real location is real, as rel under the root.
+func (w *localWalk) dir(path, real, rel string) error {
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		if rel == "" {
+			return err
+		}
+		w.add(path, rel, err)
+		return nil
+	}
+	for _, e := range entries {
+		p, r := filepath.Join(path, e.Name()), e.Name()
+		if rel != "" {
+			r = rel + "/" + e.Name()
+		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			w.link(p, real, r)
+			continue
+		}
+		if e.IsDir() {
+			if err := w.dir(p, filepath.Join(real, e.Name()), r); err != nil {
+				return err
+			}
+			continue
+		}
+		info, err := e.Info()
+		if err == nil && !info.Mode().IsRegular() {
+			continue
+		}
+		w.file(p, r, info, err)
+	}
+	return nil
+}
+
+// link follows the symbolic link p found in the folder whose real path is
+// parent.
+func (w *localWalk) link(p, parent, rel string) {
+	target, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		w.add(p, rel, fmt.Errorf("broken symbolic link: %w", err))
+		return
+	}
+	info, err := os.Stat(target)
+	if err != nil {
+		w.add(p, rel, err)
+		return
+	}
+	if info.IsDir() {
+		if within(parent, target) {
+			w.add(p, rel, fmt.Errorf("symbolic link to %s, a folder that holds it (a loop): not followed", target))
+			return
+		}
+		w.inside = append(w.inside, target)
+		if err := w.dir(p, target, rel); err != nil {
+			w.add(p, rel, err)
+		}
+		w.inside = w.inside[:len(w.inside)-1]
+		return
+	}
+	if !info.Mode().IsRegular() {
+		return
+	}
+	for _, in := range w.inside {
+		if within(target, in) {
+			w.file(p, rel, info, nil)
+			return
+		}
+	}
+	w.add(p, rel, fmt.Errorf("symbolic link to %s, outside the source root %s: not read", target, w.root))
+}
+
+func (w *localWalk) file(p, rel string, info fs.FileInfo, err error) {
+	o := Object{URI: p, Rel: rel, Err: err}
+	if err == nil {
+		o.Size, o.MTime = info.Size(), info.ModTime().UnixNano()
+	}
+	w.objs = append(w.objs, o)
+}
+
+// within reports whether path is dir or lies below it (both real paths).
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))
 }
 
 // list is filepath.Glob, sorted: folders match too.

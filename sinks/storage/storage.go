@@ -258,8 +258,10 @@ func List(ctx context.Context, glob string) ([]string, error) {
 }
 
 // Walk returns every file under root, recursively, sorted by Rel. Locally
-// only regular files count (links to files are followed, links to folders
-// are not; see Object.Err for unreadable folders) and a missing root, or a
+// only regular files count, found as ImageFolder's os.walk(followlinks=True)
+// finds them (links to folders followed, loops reported; links to files
+// followed only into the root, a link out of it reported in Object.Err
+// and never read; see Object.Err for unreadable folders too) and a missing root, or a
 // root that is a file, is an error. On gs:// it is one paged prefix
 // listing that carries sizes, times and generations, and an empty prefix is
 // an empty listing. On memfs:// a root holding nothing is an error matching

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -29,6 +31,9 @@ func listImageNet(ctx context.Context, root string, opts Options) (*Listing, err
 		if i := strings.IndexByte(o.Rel, '/'); i > 0 {
 			classSet[o.Rel[:i]] = true
 		}
+	}
+	if err := checkEmptyClasses(root, classSet); err != nil {
+		return nil, err
 	}
 	if len(classSet) == 0 {
 		return nil, fmt.Errorf("source: %w: no class folders under %s: expected <root>/<class>/<image> (ImageNet layout)", ErrLayout, root)
@@ -192,4 +197,34 @@ func listFolder(ctx context.Context, root string) (*Listing, error) {
 		return nil, fmt.Errorf("source: %w: no files under %s", ErrLayout, root)
 	}
 	return l, nil
+}
+
+// checkEmptyClasses refuses a local root with a class folder (a folder, or
+// a link to one, at the top) holding no file: ImageFolder raises on one
+// rather than number the classes without it, and quietly dropping it would
+// shift every later class's label. On object stores a folder is a name
+// prefix, so an empty one does not exist.
+func checkEmptyClasses(root string, classes map[string]bool) error {
+	if !storage.IsLocal(root) {
+		return nil
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	var empty []string
+	for _, e := range entries {
+		if classes[e.Name()] {
+			continue
+		}
+		st, err := os.Stat(filepath.Join(root, e.Name())) // follows a link
+		if err == nil && st.IsDir() {
+			empty = append(empty, e.Name())
+		}
+	}
+	if len(empty) > 0 {
+		return fmt.Errorf("source: %w: class folder(s) %s under %s hold no file; torchvision's ImageFolder refuses an empty class too (the labels would shift): add images or remove the folder",
+			ErrLayout, strings.Join(empty, ", "), root)
+	}
+	return nil
 }

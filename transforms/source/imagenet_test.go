@@ -28,10 +28,7 @@ func imagenetTree(t *testing.T) map[string][]byte {
 func TestListImageNet(t *testing.T) {
 	local := t.TempDir()
 	writeTree(t, local, imagenetTree(t))
-	// An empty folder is no class: on object stores it could not exist.
-	if err := os.Mkdir(filepath.Join(local, "n00_empty"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// (An empty class folder is an error: TestListImageNetMatchesImageFolder.)
 	mem := memRoot(t)
 	writeTree(t, mem, imagenetTree(t))
 
@@ -262,6 +259,12 @@ func TestListFolder(t *testing.T) {
 	if err := os.Symlink(filepath.Join(outside, "dir"), filepath.Join(root, "linkdir")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink(filepath.Join(root, "x", "y", "z", "deep.jpg"), filepath.Join(root, "inlink.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(root, filepath.Join(root, "x", "loop")); err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Mkfifo(filepath.Join(root, "pipe"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -269,17 +272,29 @@ func TestListFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"a.jpg", "link.jpg", "x/b.png", "x/y/z/deep.jpg"}
-	if !slices.Equal(keys(l.Items), want) || len(l.Rejected) != 0 || l.Classes != nil {
-		t.Fatalf("items %v rejected %v classes %v; want %v", keys(l.Items), l.Rejected, l.Classes, want)
+	// As ImageFolder (os.walk followlinks=True), a linked folder is
+	// walked; a file link is followed only into the source (inlink.jpg),
+	// never out of it (link.jpg: reported, not read); a link back up is a
+	// loop, reported.
+	want := []string{"a.jpg", "inlink.jpg", "linkdir/in.jpg", "x/b.png", "x/y/z/deep.jpg"}
+	if !slices.Equal(keys(l.Items), want) || l.Classes != nil {
+		t.Fatalf("items %v classes %v; want %v", keys(l.Items), l.Classes, want)
+	}
+	var rej []string
+	for _, r := range l.Rejected {
+		rej = append(rej, r.Key+": "+r.Error)
+	}
+	if len(rej) != 2 || !strings.HasPrefix(rej[0], "link.jpg: symbolic link to "+filepath.Join(outside, "linked.jpg")+", outside the source root") ||
+		!strings.HasPrefix(rej[1], "x/loop: symbolic link to "+root+", a folder that holds it (a loop)") {
+		t.Fatalf("rejected %q", rej)
 	}
 	for _, it := range l.Items {
 		if it.Label != -1 || it.Index != -1 {
 			t.Fatalf("item %+v: want label and index -1", it)
 		}
 	}
-	if l.Items[1].Size != int64(len(photo(t, 2))) {
-		t.Fatalf("symlinked file size %d, want the target's %d", l.Items[1].Size, len(photo(t, 2)))
+	if l.Items[1].Size != int64(len(photo(t, 1))) {
+		t.Fatalf("symlinked file size %d, want the target's %d", l.Items[1].Size, len(photo(t, 1)))
 	}
 
 	mem := memRoot(t)
@@ -317,5 +332,40 @@ func TestReadItemErrors(t *testing.T) {
 	}
 	if _, err := ReadItem(context.Background(), Item{URI: it.URI, Key: "f#000001", Index: 1}); !errors.Is(err, ErrRecordItem) {
 		t.Fatalf("record item: error %v, want ErrRecordItem", err)
+	}
+}
+
+// TestListImageNetMatchesImageFolder: a symbolic link to a class folder is
+// a class (ImageFolder follows it), an empty class folder is an error (as
+// ImageFolder raises), and a file link out of the source root is a
+// rejection whose target is never read.
+func TestListImageNetMatchesImageFolder(t *testing.T) {
+	root, elsewhere := t.TempDir(), t.TempDir()
+	writeTree(t, root, map[string][]byte{"a/1.jpg": photo(t, 0), "c/2.jpg": photo(t, 1)})
+	writeTree(t, elsewhere, map[string][]byte{"b/3.jpg": photo(t, 2), "secret": []byte("root:x:0:0")})
+	if err := os.Symlink(filepath.Join(elsewhere, "b"), filepath.Join(root, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(elsewhere, "secret"), filepath.Join(root, "c", "x.JPEG")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := List(context.Background(), FormatImageNet, root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(l.Classes, []string{"a", "b", "c"}) || !slices.Equal(keys(l.Items), []string{"a/1.jpg", "b/3.jpg", "c/2.jpg"}) {
+		t.Fatalf("classes %v items %v: want the linked class b between a and c", l.Classes, keys(l.Items))
+	}
+	if l.Items[1].Label != 1 || l.Items[2].Label != 2 {
+		t.Errorf("labels %d %d, want 1 2 (ImageFolder's)", l.Items[1].Label, l.Items[2].Label)
+	}
+	if len(l.Rejected) != 1 || l.Rejected[0].Key != "c/x.JPEG" || !strings.Contains(l.Rejected[0].Error, "outside the source root") || strings.Contains(l.Rejected[0].Error, "root:x") {
+		t.Fatalf("rejected %+v: want c/x.JPEG refused without its bytes", l.Rejected)
+	}
+	if err := os.Mkdir(filepath.Join(root, "d-empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := List(context.Background(), FormatImageNet, root, Options{}); err == nil || !strings.Contains(err.Error(), "class folder(s) d-empty") {
+		t.Errorf("an empty class folder: err %v", err)
 	}
 }

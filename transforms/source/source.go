@@ -19,11 +19,14 @@
 //	idx       <root>/<split>-images-idx3-ubyte[.gz] (+ <split>-labels-idx1-ubyte[.gz]),
 //	          or the images file's own URI; one item per record
 //
-// Only regular files count: symbolic links to files are followed, links to
-// folders are not, and sockets, devices and pipes are skipped (reading a
-// pipe would block a worker). On object stores a folder is a name prefix,
-// so a class folder without files does not exist; the same rule holds
-// locally: a class is a top-level folder holding at least one file.
+// Only regular files count, found as torchvision's ImageFolder finds them
+// (os.walk with followlinks=True): links to folders are followed (a class
+// folder may be a link), links to files are followed only when they point
+// inside the source — a link out of it is rejected, never read — and
+// sockets, devices and pipes are skipped (reading a pipe would block a
+// worker). A local class folder holding no file is an error, as
+// ImageFolder raises on one; on object stores a folder is a name prefix,
+// so an empty one does not exist.
 package source
 
 import (
