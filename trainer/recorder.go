@@ -53,8 +53,9 @@ func newRecorder(r *run) *recorder {
 	return rec
 }
 
-// step records step it: its metrics.jsonl record every LOG_STEP steps,
-// the epoch's totals, the progress line.
+// step records step it: its metrics.jsonl record every LOG_STEP steps and
+// at the run's last step (so curves end where training ended), the
+// epoch's totals, the progress line.
 func (rec *recorder) step(it iteration, log stepLog) {
 	rec.epoch.steps++
 	rec.epoch.loss += float64(log.loss)
@@ -63,7 +64,7 @@ func (rec *recorder) step(it iteration, log stepLog) {
 		rec.epoch.supAccu += log.probe.accuracy
 	}
 	rec.epoch.last = log
-	if it.step%rec.logStep == 0 {
+	if it.step%rec.logStep == 0 || it.step == len(rec.sc.lr)-1 {
 		el := time.Since(rec.start).Seconds()
 		r := MetricsRecord{Kind: "step", Step: it.step, Epoch: it.epoch, Loss: float64(log.loss), LossGlobal: log.global, LossLocal: log.local,
 			LR: log.lr, WD: log.wd, Momentum: log.momentum, TeacherTemp: log.teacherTemp,

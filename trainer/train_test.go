@@ -713,3 +713,37 @@ func TestRunRefusesBadSetupEarly(t *testing.T) {
 		t.Errorf("a refused run wrote its output folder: %v", err)
 	}
 }
+
+// TestLastStepLogged: with LOG_STEP not dividing the run's length, the
+// last step still gets its metrics.jsonl record, so loss curves end where
+// training ended.
+func TestLastStepLogged(t *testing.T) {
+	cfg := tinyConfig(t)
+	if err := cfg.Set("LOG_STEP", "4"); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	writeShards(t, filepath.Join(root, "shards"), cfg, 24, 1)
+	sum, err := Run(context.Background(), Options{Config: cfg, Shards: []string{filepath.Join(root, "shards")}, Out: filepath.Join(root, "out")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "out", MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []int
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var r MetricsRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == "step" {
+			steps = append(steps, r.Step)
+		}
+	}
+	last := sum.Steps - 1
+	if len(steps) == 0 || steps[len(steps)-1] != last || steps[0] != 0 || (last%4 == 0) {
+		t.Errorf("step records %v for %d steps, want 0, 4, … and the last step %d (a run whose last step LOG_STEP does not divide)", steps, sum.Steps, last)
+	}
+}
