@@ -155,7 +155,7 @@ func (r *run) newMeta() checkpoint.Meta {
 	return checkpoint.Meta{Method: cfg.SSLMethod, Arch: cfg.Model.BackboneArch, Width: cfg.Model.Width, SmallImageStem: cfg.Model.SmallImageStem,
 		PatchSize: cfg.ViT.PatchSize, EmbedDim: r.model.state().backbone.EmbedDim(), Epochs: r.epochs, ItersPerEpoch: r.ipe, BatchSize: r.batch,
 		Seed: cfg.Seed, ConfigHash: cfg.Hash(), AugmentationHash: cfg.AugmentationHash(), ShardsConfigHash: r.roots[0].man.ConfigHash,
-		Shards: strings.Join(r.o.Shards, ","), InitFrom: r.o.InitFrom, Config: cfg.CanonicalJSON()}
+		Shards: strings.Join(r.o.Shards, ","), InitFrom: r.o.InitFrom, ConfigSource: r.o.ConfigSource, Config: cfg.CanonicalJSON()}
 }
 
 // checkResumable refuses a newest checkpoint prev (in dir) under Out that

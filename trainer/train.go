@@ -25,6 +25,9 @@ type Options struct {
 	// MoCo's queues) start this run, with a fresh schedule (sslight
 	// retrain continues pre-training this way).
 	InitFrom string
+	// ConfigSource names where Config came from (a preset name or a file),
+	// recorded in every checkpoint's meta.json for the reports.
+	ConfigSource string
 	// Out receives checkpoints/, metrics.jsonl and summary.json.
 	Out string
 	// Epochs overrides SOLVER.TOTAL_EPOCHS and BatchSize TRAIN.BATCH_SIZE

@@ -121,7 +121,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := trainer.Options{Config: cfg, Shards: strings.Split(*shards, ","), Out: *out, Epochs: *epochs, BatchSize: *batch, Resume: *resume,
+	o := trainer.Options{Config: cfg, ConfigSource: *cfgPath, Shards: strings.Split(*shards, ","), Out: *out, Epochs: *epochs, BatchSize: *batch, Resume: *resume,
 		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer, InitFrom: *initFrom, SkipBadShards: *skipBad}
 	if !*quiet {
 		o.Progress = os.Stderr

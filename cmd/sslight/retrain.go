@@ -100,7 +100,7 @@ func runRetrain(ctx context.Context, args []string) error {
 	}
 	opts := retrain.Options{Config: cfg, Source: *src, State: *state, Epochs: *prepEpochs, Log: progress,
 		Pretrain: func(ctx context.Context, shards []string, exclude map[string]map[string]bool, initFrom, out string) (string, error) {
-			sum, err := trainer.Run(ctx, trainer.Options{Config: cfg, Shards: shards, Exclude: exclude, InitFrom: initFrom, Out: out,
+			sum, err := trainer.Run(ctx, trainer.Options{Config: cfg, ConfigSource: *cfgPath, Shards: shards, Exclude: exclude, InitFrom: initFrom, Out: out,
 				Epochs: *epochs, BatchSize: *batch, Resume: true, Progress: progress})
 			if err != nil {
 				return "", err

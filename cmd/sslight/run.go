@@ -100,7 +100,7 @@ func runRun(ctx context.Context, args []string) error {
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", cp, err)
 		}
-		o.Configs = append(o.Configs, run.Config{Name: names[i], Config: cfg})
+		o.Configs = append(o.Configs, run.Config{Name: names[i], Source: cp, Config: cfg})
 	}
 	for _, r := range strings.Split(*refs, ",") {
 		switch strings.TrimSpace(r) {

@@ -108,8 +108,30 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("raw-pixel kNN top-1 %.1f%% on Fashion-MNIST, want well above chance", v)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	if !strings.Contains(string(md), "| DINO + SSLight | resnet18 |") || !strings.Contains(string(md), "(+") && !strings.Contains(string(md), "(-") {
+	if !strings.Contains(string(md), "| DINO + SSLight | resnet18 width 0.125 small-image stem |") || !strings.Contains(string(md), "(+") && !strings.Contains(string(md), "(-") {
 		t.Errorf("report.md lacks the SSLight row with deltas:\n%s", md)
+	}
+	// How it was made: the data as read (not TRAIN.DATASET), each
+	// pre-training's config, schedule and seed, the machine, the software.
+	s := rep.Setup
+	if rep.Dataset != "bucket/train" || s == nil || s.Train.Images != 200 || s.Val.Images == 0 || s.Train.Classes != 10 ||
+		s.Machine.CPU == "" || s.Machine.Cores < 1 || !strings.HasPrefix(s.Software, "sslight ") {
+		t.Errorf("dataset %q, setup %+v", rep.Dataset, s)
+	}
+	p := rep.Rows[3].Pretraining
+	if p == nil || p.Config != "dino_fmnist_sslight" || p.Epochs != 1 || p.BatchSize != 32 || p.ImagesSeen != int64(p.Steps*32) || p.Steps == 0 ||
+		p.Views != "2×28 + 6×16 px" || len(p.ConfigHash) != 64 {
+		t.Errorf("SSLight row's pre-training %+v", p)
+	}
+	if rep.Rows[1].Seed != 0 || rep.Rows[1].Backbone != "resnet18 width 0.125 small-image stem" || rep.Rows[0].Pretraining != nil {
+		t.Errorf("reference rows: %+v / %+v", rep.Rows[0], rep.Rows[1])
+	}
+	for _, want := range []string{"## How this was made", "data: bucket/train — train ", "200 images, 10 classes",
+		"DINO + SSLight: DINO resnet18 width 0.125 small-image stem, views 2×28 + 6×16 px; dino_fmnist_sslight (hash ", "1 epoch × 6 iterations of batch 32 = 6 steps, 192 images seen",
+		"images seen; seed 0, student weights evaluated", "knn: DINO weighted kNN on L2-normalised features, T=0.07, k ∈ {10, 20, 100, 200} (the table shows k=20), 200 train / 100 val images\n", "machine: ", "sslight "} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
 	}
 }
 
@@ -207,9 +229,10 @@ func TestPretrainWithKNNMonitor(t *testing.T) {
 	}
 	// The joint linear probe: trained on every step, scored on the
 	// monitor's validation features after every epoch.
-	// 200 images / batch 32 = 6 steps per epoch; LOG_STEP 10 logs steps 0 and 10.
-	if n := strings.Count(string(b), `"sup_accu":`); n != 2+2 {
-		t.Errorf("metrics.jsonl has %d records with sup_accu, want 2 steps and 2 epochs", n)
+	// 200 images / batch 32 = 6 steps per epoch; LOG_STEP 10 logs steps 0
+	// and 10, and the run's last step (11) is logged too.
+	if n := strings.Count(string(b), `"sup_accu":`); n != 3+2 {
+		t.Errorf("metrics.jsonl has %d records with sup_accu, want 3 steps and 2 epochs", n)
 	}
 	if n := strings.Count(string(b), `"probe_top1":`); n != 2 {
 		t.Errorf("metrics.jsonl has %d monitor records with probe_top1, want 2", n)

@@ -5,9 +5,9 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 
+	"github.com/sslight-go/sslight/internal/buildinfo"
 	"github.com/sslight-go/sslight/trainer/cuda"
 )
 
@@ -15,46 +15,25 @@ import (
 // commit, the Go toolchain, the build tags that pick the fast paths
 // (turbojpeg, openblas) and whether the NVIDIA libraries are found here.
 func writeVersion(w io.Writer) {
-	version, commit, when, modified, tags, cgo := "(devel)", "unknown", "", false, "", "off"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				commit = s.Value
-			case "vcs.time":
-				when = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			case "-tags":
-				tags = s.Value
-			case "CGO_ENABLED":
-				if s.Value == "1" {
-					cgo = "on"
-				}
-			}
-		}
-	}
-	if len(commit) > 12 {
-		commit = commit[:12]
-	}
-	fmt.Fprintf(w, "sslight %s, commit %s", version, commit)
-	if when != "" {
-		fmt.Fprintf(w, " (%s", when)
-		if modified {
+	in := buildinfo.Read()
+	fmt.Fprintf(w, "sslight %s, commit %s", in.Version, in.Commit)
+	if in.Time != "" {
+		fmt.Fprintf(w, " (%s", in.Time)
+		if in.Modified {
 			fmt.Fprint(w, ", with uncommitted changes")
 		}
 		fmt.Fprint(w, ")")
 	}
-	fmt.Fprintf(w, "\n%s %s/%s, cgo %s, build tags: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, cgo, orNone(strings.ReplaceAll(tags, ",", " ")))
-	has := func(tag string) bool { return strings.Contains(","+tags+",", ","+tag+",") }
+	cgo := "off"
+	if in.CGO {
+		cgo = "on"
+	}
+	fmt.Fprintf(w, "\n%s %s/%s, cgo %s, build tags: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, cgo, orNone(strings.Join(in.Tags, " ")))
 	jpeg, blas := "Go's image/jpeg", "gonum (pure Go)"
-	if has("turbojpeg") {
+	if in.HasTag("turbojpeg") {
 		jpeg = "libjpeg-turbo"
 	}
-	if has("openblas") {
+	if in.HasTag("openblas") {
 		blas = "OpenBLAS"
 	}
 	fmt.Fprintf(w, "JPEG decoding: %s; SGEMM: %s\n", jpeg, blas)

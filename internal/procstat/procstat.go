@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"runtime"
 	"strings"
 )
 
@@ -56,4 +57,18 @@ func ParseVmHWM(r io.Reader) (int64, error) {
 // that is refused the mark stays process-wide.
 func ResetPeakRSS() {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// CPUModel is the processor's model name as /proc/cpuinfo gives it
+// ("AMD EPYC 7B13"), or the architecture where that file is missing.
+func CPUModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return runtime.GOARCH
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -55,12 +54,10 @@ func (c Checkpoints) Report(ctx context.Context) (*report.Report, error) {
 		}
 		refs = append(refs, RandomInitModel(rc))
 	}
-	rows, err := Models(ctx, append(refs, models...), c.Spec, c.Out)
+	rep, err := Report(ctx, append(refs, models...), c.Spec, c.Out, uuid.Must(uuid.NewV7()).String(), Notes(c.Spec))
 	if err != nil {
 		return nil, err
 	}
-	rep := &report.Report{RunID: uuid.Must(uuid.NewV7()).String(), Created: time.Now().UTC().Format(time.RFC3339), Dataset: rows[0].Dataset, Rows: rows,
-		Notes: Notes(c.Spec)}
 	if err := WriteReport(ctx, c.Out, rep); err != nil {
 		return nil, err
 	}

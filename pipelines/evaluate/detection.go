@@ -164,7 +164,10 @@ func detectionOnly(ctx context.Context, models []Model, spec Spec, out string, d
 		if m.RawPixels {
 			continue // raw pixels have no feature map to detect on
 		}
-		row := newRow(m, spec.Detection.Train)
+		row := newRow(m, DatasetName(spec.Detection.Train))
+		if err := describeModel(ctx, m, row); err != nil {
+			return nil, err
+		}
 		if err := detectionProtocol(ctx, m, spec, det, out, row); err != nil {
 			return nil, fmt.Errorf("%s: %w", m.Name, err)
 		}

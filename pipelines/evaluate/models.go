@@ -185,25 +185,32 @@ func DetectionsFile(out, model string) string {
 // validation set, unlabelled data), the subset lists and the detection
 // sets.
 func Models(ctx context.Context, models []Model, spec Spec, out string) ([]report.Row, error) {
+	rows, _, err := score(ctx, models, spec, out)
+	return rows, err
+}
+
+// score is Models, also returning the listed classification sources (nil
+// for detection alone).
+func score(ctx context.Context, models []Model, spec Spec, out string) ([]report.Row, *classificationData, error) {
 	if len(models) == 0 {
-		return nil, errors.New("nothing to evaluate")
+		return nil, nil, errors.New("nothing to evaluate")
 	}
 	if err := CheckProtocols(spec.Protocols); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkCheckpoints(ctx, models); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	viewCfg, err := modelConfig(ctx, models[0])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	format := spec.Format
 	if format == "" {
 		format = viewCfg.Data.Format
 	}
 	if HasClassification(spec.Protocols) && format == source.FormatFolder {
-		return nil, fmt.Errorf("--train %s has no class labels (the folder layout gives none), and the classification protocols (%s) need labelled --train and --val sets "+
+		return nil, nil, fmt.Errorf("--train %s has no class labels (the folder layout gives none), and the classification protocols (%s) need labelled --train and --val sets "+
 			"(imagenet, idx or coco layout); to embed unlabelled images, and see each one's nearest neighbours, run `sslight embed --checkpoint CKPT --source %s --out URI --nearest 5`",
 			spec.Train, strings.Join(classificationProtocols(spec.Protocols), ", "), spec.Train)
 	}
@@ -211,33 +218,34 @@ func Models(ctx context.Context, models []Model, spec Spec, out string) ([]repor
 	// loaded (and checked) before any model is scored.
 	det, err := prepareDetection(ctx, spec, viewCfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !HasClassification(spec.Protocols) {
-		return detectionOnly(ctx, models, spec, out, det)
+		rows, err := detectionOnly(ctx, models, spec, out, det)
+		return rows, nil, err
 	}
 	trainList, err := source.List(ctx, format, spec.Train, source.Options{Split: spec.TrainSplit})
 	if err != nil {
-		return nil, fmt.Errorf("--train: %w", err)
+		return nil, nil, fmt.Errorf("--train: %w", err)
 	}
 	valList, err := source.List(ctx, format, spec.Val, source.Options{Split: spec.ValSplit})
 	if err != nil {
-		return nil, fmt.Errorf("--val: %w", err)
+		return nil, nil, fmt.Errorf("--val: %w", err)
 	}
 	switch {
 	case len(trainList.Items) == 0:
-		return nil, fmt.Errorf("--train %s lists no images", spec.Train)
+		return nil, nil, fmt.Errorf("--train %s lists no images", spec.Train)
 	case len(valList.Items) == 0:
-		return nil, fmt.Errorf("--val %s lists no images: an empty validation set scores nothing", spec.Val)
+		return nil, nil, fmt.Errorf("--val %s lists no images: an empty validation set scores nothing", spec.Val)
 	case len(trainList.Classes) == 0:
-		return nil, fmt.Errorf("--train %s has no class labels (the %s layout gives none); classification protocols need labelled data (for unlabelled images: `sslight embed`)", spec.Train, format)
+		return nil, nil, fmt.Errorf("--train %s has no class labels (the %s layout gives none); classification protocols need labelled data (for unlabelled images: `sslight embed`)", spec.Train, format)
 	case !slices.Equal(trainList.Classes, valList.Classes):
-		return nil, fmt.Errorf("the label sets do not match: --train has classes %s, --val %s", clip(trainList.Classes), clip(valList.Classes))
+		return nil, nil, fmt.Errorf("the label sets do not match: --train has classes %s, --val %s", clip(trainList.Classes), clip(valList.Classes))
 	}
 	data := &classificationData{format: format, train: trainList, val: valList, classes: len(trainList.Classes)}
 	if slices.Contains(spec.Protocols, ProtocolKNN) {
 		if err := checkKNNLabels(itemLabels(trainList.Items), itemLabels(valList.Items), trainList.Classes, spec.Train); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// A subset list that does not fit the training set fails now, not
@@ -245,7 +253,7 @@ func Models(ctx context.Context, models []Model, spec Spec, out string) ([]repor
 	for _, p := range []string{ProtocolSemi1, ProtocolSemi10} {
 		if slices.Contains(spec.Protocols, p) && spec.SemiLists[p] != "" {
 			if _, _, err := semiSubset(ctx, spec, data, p); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
@@ -253,11 +261,11 @@ func Models(ctx context.Context, models []Model, spec Spec, out string) ([]repor
 	for _, m := range models {
 		row, err := evaluateModel(ctx, m, spec, out, data, det)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", m.Name, err)
+			return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
 		}
 		rows = append(rows, *row)
 	}
-	return rows, nil
+	return rows, data, nil
 }
 
 // classificationData are the listed classification sources, shared by
@@ -309,11 +317,10 @@ func newRow(m Model, dataset string) *report.Row {
 // evaluateModel extracts one model's features and runs every protocol on
 // them.
 func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *classificationData, det *detectionData) (*report.Row, error) {
-	dataset := spec.Train
-	if m.Config != nil && m.Config.Train.Dataset != "" {
-		dataset = m.Config.Train.Dataset
+	row := newRow(m, DatasetName(data.train.Root))
+	if err := describeModel(ctx, m, row); err != nil {
+		return nil, err
 	}
-	row := newRow(m, dataset)
 	dir := FeaturesDir(out, m.Name)
 	logf(spec.Progress, "eval %s: extracting features", m.Name)
 	extract := func(src, split, sub string) (eval.Features, *Summary, error) {

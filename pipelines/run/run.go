@@ -51,7 +51,10 @@ const EmulatorBucket = "sslight-demo"
 // Config is one config to prepare and pre-train; Name names its folder in
 // the run directory.
 type Config struct {
-	Name   string
+	Name string
+	// Source is the preset name or file the config came from (reports
+	// name it).
+	Source string
 	Config *configs.Config
 }
 
@@ -185,17 +188,14 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		spec := evaluate.Spec{Train: o.EvalTrain, Val: o.EvalVal, Format: first.Data.Format, Protocols: o.Protocols,
 			Seed: uint64(first.Seed), Linear: eval.DefaultLinearConfig(), Finetune: finetune.DefaultConfig(), Progress: o.Progress,
 			Detection: evaluate.DetectionSpec{Train: o.DetTrain, Val: o.DetVal, TrainSplit: "train", ValSplit: "val", Config: detect.DefaultConfig()}}
-		var rows []report.Row
+		notes := append(evaluate.Notes(spec), "kNN: k = 20, T = 0.07 (other k in metrics.json)")
 		if err := stage("eval", fmt.Sprintf("%d models × %s", len(models), strings.Join(o.Protocols, ",")), func() (string, error) {
 			var err error
-			rows, err = evaluate.Models(ctx, models, spec, storage.Join(runDir, "eval"))
+			sum.Report, err = evaluate.Report(ctx, models, spec, storage.Join(runDir, "eval"), sum.RunID, notes)
 			return "", err
 		}); err != nil {
 			return nil, err
 		}
-		sum.Report = &report.Report{RunID: sum.RunID, Created: time.Now().UTC().Format(time.RFC3339), Dataset: rows[0].Dataset, Rows: rows,
-			Notes: []string{"linear: fast mode (linear classifier on frozen precomputed features), not the reference's augmented-image protocol",
-				"kNN: k = 20, T = 0.07 (other k in metrics.json)"}}
 		if err := evaluate.WriteReport(ctx, runDir, sum.Report); err != nil {
 			return nil, err
 		}
@@ -243,7 +243,7 @@ func pretrain(ctx context.Context, o Options, c Config, dir string, stage func(s
 	out := storage.Join(dir, "pretrain")
 	if err := stage("pretrain "+c.Name, "", func() (string, error) {
 		var err error
-		ts, err = trainer.Run(ctx, trainer.Options{Config: cfg, Shards: []string{shards}, Out: out, BatchSize: o.BatchSize, Progress: o.Progress})
+		ts, err = trainer.Run(ctx, trainer.Options{Config: cfg, ConfigSource: c.Source, Shards: []string{shards}, Out: out, BatchSize: o.BatchSize, Progress: o.Progress})
 		if err != nil {
 			return "", err
 		}

@@ -47,6 +47,14 @@ type Row struct {
 	Method  string `json:"method,omitempty"`
 	Setting string `json:"setting"`
 	Arch    string `json:"arch,omitempty"`
+	// Backbone spells the architecture with its options ("resnet18 ×0.25,
+	// small-image stem"), as the table prints it.
+	Backbone string `json:"backbone,omitempty"`
+	// Pretraining is how the row's checkpoint was trained (nil for the
+	// reference rows).
+	Pretraining *Pretraining `json:"pretraining,omitempty"`
+	// Seed is a random-init row's initialisation seed.
+	Seed int `json:"seed,omitempty"`
 	// Checkpoint is the evaluated checkpoint folder ("" for the
 	// reference rows) and ConfigHash its training config's hash.
 	Checkpoint string `json:"checkpoint,omitempty"`
@@ -75,6 +83,8 @@ type Report struct {
 	Rows    []Row  `json:"rows"`
 	// Notes are printed under the table (what a number came from).
 	Notes []string `json:"notes,omitempty"`
+	// Setup says how the report was made (nil: not recorded).
+	Setup *Setup `json:"setup,omitempty"`
 }
 
 // Write writes metrics.json, metrics.csv and report.md under dir.
@@ -159,7 +169,10 @@ func Markdown(r *Report) string {
 	}
 	b.WriteString("\n")
 	for i, row := range r.Rows {
-		arch := row.Arch
+		arch := row.Backbone
+		if arch == "" {
+			arch = row.Arch
+		}
 		if arch == "" {
 			arch = "–"
 		}
@@ -196,6 +209,7 @@ func Markdown(r *Report) string {
 			b.WriteString("- " + n + "\n")
 		}
 	}
+	writeSetup(&b, r)
 	return b.String()
 }
 

@@ -91,6 +91,9 @@ type Meta struct {
 	// InitFrom is the checkpoint this run started from ("" for a fresh
 	// initialisation).
 	InitFrom string `json:"init_from,omitempty"`
+	// ConfigSource is the preset name or file the config was loaded from,
+	// when the caller said (reports name it).
+	ConfigSource string `json:"config_source,omitempty"`
 	// Config is the training config as JSON (canonical, the config hash's
 	// input), stored as a JSON object people can read.
 	Config ConfigJSON `json:"config"`
