@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
