@@ -70,6 +70,7 @@ func sameRun(t testing.TB, got, want map[string][]byte) []string {
 			}
 			delete(m, "elapsed_s")
 			delete(m, "images_per_sec")
+			delete(m, "time")
 			enc, _ := json.Marshal(m)
 			out.Write(append(enc, '\n'))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/report"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/sinks/tensorboard"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
 )
 
@@ -24,6 +26,8 @@ type recorder struct {
 	meta    *checkpoint.Meta // the run's, as checkpoints save it
 	sc      *schedules
 	monitor func(ctx context.Context, checkpoint string, epoch int) (map[string]float64, error)
+	// tensorboard is the folder of the TensorBoard events file ("" none).
+	tensorboard string
 
 	epochs, batch, startStep, logStep, period int
 	start                                     time.Time
@@ -42,7 +46,11 @@ type epochTotals struct {
 }
 
 func newRecorder(r *run) *recorder {
-	rec := &recorder{out: r.o.Out, model: r.model, meta: &r.meta, sc: r.sc, monitor: r.o.Monitor,
+	tb := r.o.TensorBoard
+	if tb == "" {
+		tb = r.cfg.TensorboardPath
+	}
+	rec := &recorder{out: r.o.Out, model: r.model, meta: &r.meta, sc: r.sc, monitor: r.o.Monitor, tensorboard: tb,
 		epochs: r.epochs, batch: r.batch, startStep: r.startStep, logStep: max(1, r.cfg.LogStep), period: max(1, r.cfg.Train.CheckpointPeriod),
 		start: time.Now(), records: r.records, prog: newProgress(r.o.Progress, r.epochs*r.ipe, r.startStep), w: r.o.Progress,
 		sum: r.newSummary(r.startStep)}
@@ -68,7 +76,7 @@ func (rec *recorder) step(it iteration, log stepLog) {
 		el := time.Since(rec.start).Seconds()
 		r := MetricsRecord{Kind: "step", Step: it.step, Epoch: it.epoch, Loss: float64(log.loss), LossGlobal: log.global, LossLocal: log.local,
 			LR: log.lr, WD: log.wd, Momentum: log.momentum, TeacherTemp: log.teacherTemp,
-			ImagesPerSec: float64((it.step+1-rec.startStep)*rec.batch) / el, Elapsed: el}
+			ImagesPerSec: float64((it.step+1-rec.startStep)*rec.batch) / el, Elapsed: el, Time: now()}
 		if log.probe != nil {
 			r.SupLoss, r.SupAccuracy = ptr(log.probe.loss), ptr(log.probe.accuracy)
 		}
@@ -91,7 +99,7 @@ func (rec *recorder) endEpoch(ctx context.Context) error {
 	el := time.Since(rec.start).Seconds()
 	t := rec.epoch
 	r := MetricsRecord{Kind: "epoch", Step: last, Epoch: e, Loss: t.loss / float64(max(1, t.steps)), LR: rec.sc.lr[last], WD: rec.sc.wd[last],
-		Momentum: t.last.momentum, TeacherTemp: t.last.teacherTemp, ImagesPerSec: float64((rec.meta.Step-rec.startStep)*rec.batch) / el, Elapsed: el}
+		Momentum: t.last.momentum, TeacherTemp: t.last.teacherTemp, ImagesPerSec: float64((rec.meta.Step-rec.startStep)*rec.batch) / el, Elapsed: el, Time: now()}
 	if t.steps > 0 && t.last.probe != nil {
 		// Means over this call's steps of the epoch (a resumed epoch's
 		// count starts at the resume).
@@ -113,7 +121,7 @@ func (rec *recorder) endEpoch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("monitor after epoch %d: %w", e, err)
 	}
-	rec.records = append(rec.records, MetricsRecord{Kind: "monitor", Step: last, Epoch: e, Metrics: m, Elapsed: time.Since(rec.start).Seconds()})
+	rec.records = append(rec.records, MetricsRecord{Kind: "monitor", Step: last, Epoch: e, Metrics: m, Elapsed: time.Since(rec.start).Seconds(), Time: now()})
 	return rec.saveMetrics(ctx)
 }
 
@@ -144,7 +152,61 @@ func (rec *recorder) saveMetrics(ctx context.Context) error {
 	if err := jsonfile.WriteLines(wctx, storage.Join(rec.out, MetricsFile), rec.records); err != nil {
 		return err
 	}
-	return plotCurves(wctx, rec.out, rec.records)
+	if err := plotCurves(wctx, rec.out, rec.records); err != nil {
+		return err
+	}
+	if rec.tensorboard == "" {
+		return nil
+	}
+	return writeEvents(wctx, rec.tensorboard, rec.records)
+}
+
+// now is the wall clock in unix seconds.
+func now() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// writeEvents rewrites the TensorBoard events file of a run under dir from
+// its metrics.jsonl records, so the two never disagree and a resumed run
+// (whose records include the earlier calls') keeps one file: it is named
+// after the first record's time.
+func writeEvents(ctx context.Context, dir string, records []MetricsRecord) error {
+	if len(records) == 0 {
+		return nil
+	}
+	at := func(r MetricsRecord) time.Time {
+		if r.Time == 0 {
+			return time.Now()
+		}
+		sec, frac := math.Modf(r.Time)
+		return time.Unix(int64(sec), int64(frac*1e9))
+	}
+	w := tensorboard.NewWriter(dir, "sslight", at(records[0]))
+	for _, r := range records {
+		v := map[string]float64{}
+		switch r.Kind {
+		case "step":
+			v["train/loss"], v["train/lr"], v["train/wd"], v["train/images_per_sec"] = r.Loss, r.LR, r.WD, r.ImagesPerSec
+			if r.Momentum != 0 {
+				v["train/momentum"] = r.Momentum
+			}
+			if r.TeacherTemp != 0 {
+				v["train/teacher_temp"] = r.TeacherTemp
+			}
+			if r.LossGlobal != 0 || r.LossLocal != 0 {
+				v["train/loss_global"], v["train/loss_local"] = r.LossGlobal, r.LossLocal
+			}
+			if r.SupLoss != nil {
+				v["train/sup_loss"], v["train/sup_accu"] = *r.SupLoss, *r.SupAccuracy
+			}
+		case "epoch":
+			v["epoch/loss"] = r.Loss
+		case "monitor":
+			for k, m := range r.Metrics {
+				v["monitor/"+k] = m
+			}
+		}
+		w.Scalars(int64(r.Step), at(r), v)
+	}
+	return w.Flush(ctx)
 }
 
 // note prints a line on the progress writer, below the progress line.

@@ -28,6 +28,10 @@ type Options struct {
 	// ConfigSource names where Config came from (a preset name or a file),
 	// recorded in every checkpoint's meta.json for the reports.
 	ConfigSource string
+	// TensorBoard, when set, is a folder (local or gs://) that receives a
+	// TensorBoard events file mirroring metrics.jsonl: train/* scalars per
+	// logged step, epoch/loss, monitor/* (TENSORBOARD_PATH when empty).
+	TensorBoard string
 	// Out receives checkpoints/, metrics.jsonl and summary.json.
 	Out string
 	// Epochs overrides SOLVER.TOTAL_EPOCHS and BatchSize TRAIN.BATCH_SIZE
@@ -126,6 +130,9 @@ type MetricsRecord struct {
 	TeacherTemp  float64 `json:"teacher_temp"`
 	ImagesPerSec float64 `json:"images_per_sec"`
 	Elapsed      float64 `json:"elapsed_s"`
+	// Time is when the record was made, unix seconds (TensorBoard's wall
+	// time).
+	Time float64 `json:"time,omitempty"`
 	// SupLoss and SupAccuracy are the joint linear probe's cross-entropy
 	// and top-1 accuracy (a fraction) on the training batch(es), with
 	// TRAIN.JOINT_LINEAR_PROBE (the reference's sup_loss and sup_accu).

@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	"slices"
+
 	"github.com/sslight-go/sslight/trainer/checkpoint"
 
 	"bytes"
@@ -21,6 +23,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/sinks/shard"
 	"github.com/sslight-go/sslight/sinks/storage"
+	"github.com/sslight-go/sslight/sinks/tensorboard"
 )
 
 // tinyConfig is the Fashion-MNIST SSLight preset shrunk to run in seconds:
@@ -745,5 +748,55 @@ func TestLastStepLogged(t *testing.T) {
 	last := sum.Steps - 1
 	if len(steps) == 0 || steps[len(steps)-1] != last || steps[0] != 0 || (last%4 == 0) {
 		t.Errorf("step records %v for %d steps, want 0, 4, … and the last step %d (a run whose last step LOG_STEP does not divide)", steps, sum.Steps, last)
+	}
+}
+
+// TestTensorBoardEvents: with a TensorBoard folder, the run writes an
+// events file whose scalars are metrics.jsonl's, step for step, and a
+// resumed run rewrites that same file instead of starting a second one.
+func TestTensorBoardEvents(t *testing.T) {
+	cfg := tinyConfig(t)
+	root := t.TempDir()
+	shards, out, tb := filepath.Join(root, "shards"), filepath.Join(root, "out"), filepath.Join(root, "tb")
+	writeShards(t, shards, cfg, 24, 2)
+	ctx := context.Background()
+	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, TensorBoard: tb, Epochs: 2, MaxSteps: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, Options{Config: cfg, Shards: []string{shards}, Out: out, TensorBoard: tb, Epochs: 2, Resume: true}); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(tb, "events.out.tfevents.*"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("events files %v (%v), want one", files, err)
+	}
+	f, err := os.Open(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := tensorboard.ReadEvents(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := jsonfile.ReadLines[MetricsRecord](ctx, filepath.Join(out, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got []string
+	for _, r := range recs {
+		if r.Kind == "step" {
+			want = append(want, fmt.Sprintf("%d:%.5g", r.Step, float32(r.Loss)))
+		}
+	}
+	for _, e := range evs[1:] {
+		for _, v := range e.GetSummary().GetValue() {
+			if v.GetTag() == "train/loss" {
+				got = append(got, fmt.Sprintf("%d:%.5g", e.GetStep(), v.GetSimpleValue()))
+			}
+		}
+	}
+	if len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("train/loss events %v, metrics.jsonl steps %v", got, want)
 	}
 }

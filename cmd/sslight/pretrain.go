@@ -98,6 +98,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	knnFormat := fs.String("knn-format", "", "layout of the kNN sources (default DATA.FORMAT)")
 	knnTrainSplit := fs.String("knn-train-split", "", "split of --knn-train (idx: train)")
 	knnValSplit := fs.String("knn-val-split", "", "split of --knn-val (idx: t10k)")
+	tensorboard := fs.String("tensorboard", "", "also write a TensorBoard events file of metrics.jsonl's values to this folder (local or gs://; default TENSORBOARD_PATH): tensorboard --logdir FOLDER")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +124,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	defer stop()
 	o := trainer.Options{Config: cfg, ConfigSource: *cfgPath, Shards: strings.Split(*shards, ","), Out: *out, Epochs: *epochs, BatchSize: *batch, Resume: *resume,
 		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer, InitFrom: *initFrom, SkipBadShards: *skipBad}
+	o.TensorBoard = *tensorboard
 	if !*quiet {
 		o.Progress = os.Stderr
 	}
