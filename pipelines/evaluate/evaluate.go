@@ -254,6 +254,11 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 		},
 	})
 
+	// Workers in other processes start with their own environment: the
+	// emulator and retry policy go along.
+	if err := beamfs.ForwardStorageSettings(); err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
 	stop := transforms.StartProgress(opts.Progress, "evaluate: features", "images", listing.Inputs(), start)
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	stop()

@@ -188,6 +188,11 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		},
 	})
 
+	// Workers in other processes (Dataflow, Flink, a job server) start
+	// with their own environment: the emulator and retry policy go along.
+	if err := beamfs.ForwardStorageSettings(); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
 	stop := transforms.StartProgress(opts.Progress, "prepare", "images·epochs", opts.Epochs*len(listing.Items), start)
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	stop()
