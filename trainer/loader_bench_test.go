@@ -125,8 +125,8 @@ func BenchmarkLoader(b *testing.B) {
 		fmnist   bool
 		n, batch int
 	}{
-		{"224x2+96x6", "dino_cnn_baseline", false, 64, 16},
-		{"fmnist", "dino_fmnist_sslight", true, 200, 100},
+		{"224x2+96x6", "dino_cnn_baseline", false, 152, 16},
+		{"fmnist", "dino_fmnist_sslight", true, 2000, 100},
 	} {
 		cfg, err := configs.Preset(c.preset)
 		if err != nil {

@@ -33,8 +33,9 @@ import (
 // emulator in a process of its own, which only the launcher is told
 // about: the workers reach it through the storage settings the job
 // carries (the pool's environment has no STORAGE_EMULATOR_HOST).
-// SSLIGHT_PHOTOS points the prepare runs at another photo folder (the
-// benchmark figure uses the 76 shared photos).
+// SSLIGHT_PHOTOS points the prepare runs at another photo folder and
+// SSLIGHT_PORTABLE_EPOCHS sets their epochs (default 2): the benchmark
+// figure uses the 76 shared photos × 8 epochs.
 func TestPipelinesOutOfProcess(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -89,7 +90,11 @@ func TestPipelinesOutOfProcess(t *testing.T) {
 	if photos == "" {
 		photos = filepath.Join(moduleDir, "testdata", "photos")
 	}
-	prepareArgs := []string{"prepare", "--config", "dino_cnn_baseline", "--format", "folder", "--source", photos, "--epochs", "2", "--quiet"}
+	epochs := os.Getenv("SSLIGHT_PORTABLE_EPOCHS") // more epochs for the throughput figure
+	if epochs == "" {
+		epochs = "2"
+	}
+	prepareArgs := []string{"prepare", "--config", "dino_cnn_baseline", "--format", "folder", "--source", photos, "--epochs", epochs, "--quiet"}
 
 	t.Run("prepare", func(t *testing.T) {
 		root := t.TempDir()
