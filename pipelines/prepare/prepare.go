@@ -1,7 +1,9 @@
 // Package prepare builds and runs the preparation pipeline: list a data set
 // in object storage or a local folder, decode every image, draw its
 // multi-crop views for every epoch and write them as training shards with a
-// manifest and a dead-letter file.
+// manifest and a dead-letter file — or, with Options.Emit images, write
+// every decoded image once (shrunk to Options.ImageSize) for the trainer to
+// render the views from.
 //
 // Shape of the pipeline (only small records cross the shuffle):
 //
