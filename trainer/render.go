@@ -266,24 +266,21 @@ func (l *loader) pooledEpoch(ctx context.Context, shards []shard.Info, seed uint
 // fillSlot renders (image samples) and normalises sample j into its slot.
 func (l *loader) fillSlot(j *slotJob, epoch int, mv *augment.MultiCropViews, gv, lv int) error {
 	g, n, b, i := l.geo, l.batch, j.pb.batch, j.i
-	global, local := j.s.Global.Pix, j.s.Local.Pix
+	global := func(v int) []uint8 { return j.s.Global.Pix[v*gv : (v+1)*gv] }
+	local := func(v int) []uint8 { return j.s.Local.Pix[v*lv : (v+1)*lv] }
 	if j.s.IsImage() {
 		if err := l.pool.render(&j.s, epoch, mv); err != nil {
 			return err
 		}
-		global, local = global[:0], local[:0]
-		for _, v := range mv.Global() {
-			global = append(global, v.Tight()...)
-		}
-		for _, v := range mv.Local() {
-			local = append(local, v.Tight()...)
-		}
+		// The rendered views are tight images of their own: no copy.
+		global = func(v int) []uint8 { return mv.Views[v].Tight() }
+		local = func(v int) []uint8 { return mv.Views[2+v].Tight() }
 	}
 	for v := 0; v < g.G; v++ {
-		l.norm.View(b.Global[(v*n+i)*gv:(v*n+i+1)*gv], global[v*gv:(v+1)*gv], g.GH, g.GW)
+		l.norm.View(b.Global[(v*n+i)*gv:(v*n+i+1)*gv], global(v), g.GH, g.GW)
 	}
 	for v := 0; v < g.L; v++ {
-		l.norm.View(b.Local[(v*n+i)*lv:(v*n+i+1)*lv], local[v*lv:(v+1)*lv], g.LH, g.LW)
+		l.norm.View(b.Local[(v*n+i)*lv:(v*n+i+1)*lv], local(v), g.LH, g.LW)
 	}
 	b.Labels[i], b.Keys[i] = j.label, j.s.Key
 	return nil

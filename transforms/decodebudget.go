@@ -111,6 +111,9 @@ func sharedDecodeBudget(mb int) *decodeBudget {
 	if mb <= 0 {
 		size = DefaultDecodeMemory()
 	}
+	if b, ok := budgets.Load(size); ok {
+		return b.(*decodeBudget)
+	}
 	b, _ := budgets.LoadOrStore(size, &decodeBudget{size: size})
 	return b.(*decodeBudget)
 }
