@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"time"
 
 	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/sinks/manifest"
@@ -271,6 +272,10 @@ type loader struct {
 	batch int
 	norm  *Normalizer
 	free  chan *Batch
+	// pool renders image shards' views (nil: views shards only); clock
+	// times how loader and step wait on each other.
+	pool  *renderPool
+	clock waitClock
 }
 
 func newLoader(geo Geometry, batch int, norm *Normalizer) *loader {
@@ -313,8 +318,13 @@ type loaded struct {
 // The channel is closed at the end; the goroutine stops early when ctx is
 // cancelled, and the caller must then drain the channel.
 func (l *loader) epoch(ctx context.Context, shards []shard.Info, seed uint64, epoch, buf, skip, iters int, exclude func(string, string) bool, skipBad bool) <-chan loaded {
+	l.clock.start()
+	if l.pool != nil {
+		return l.pooledEpoch(ctx, shards, seed, epoch, buf, skip, iters, exclude, skipBad)
+	}
 	out := make(chan loaded, 2)
 	send := func(x loaded) bool {
+		defer l.clock.loaderWaited(time.Now())
 		select {
 		case out <- x:
 			return true

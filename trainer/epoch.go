@@ -32,7 +32,7 @@ func (r *run) trainEpoch(ctx context.Context, rec *recorder) (stop string, err e
 		}
 	}()
 	skipped := 0
-	for x := range feed {
+	for x := range r.loader.receive(feed) {
 		switch {
 		case x.err != nil && ctx.Err() != nil:
 			return reasonSignal, nil // the loader stopped on the signal

@@ -36,6 +36,7 @@ type recorder struct {
 	prog                                      *progress
 	w                                         io.Writer // notes; nil for none
 	sum                                       *Summary
+	loader                                    *loader // its wait figures go into every epoch record
 }
 
 // epochTotals sum an epoch's steps in this call.
@@ -53,7 +54,7 @@ func newRecorder(r *run) *recorder {
 	rec := &recorder{out: r.o.Out, model: r.model, meta: &r.meta, sc: r.sc, monitor: r.o.Monitor, tensorboard: tb,
 		epochs: r.epochs, batch: r.batch, startStep: r.startStep, logStep: max(1, r.cfg.LogStep), period: max(1, r.cfg.Train.CheckpointPeriod),
 		start: time.Now(), records: r.records, prog: newProgress(r.o.Progress, r.epochs*r.ipe, r.startStep), w: r.o.Progress,
-		sum: r.newSummary(r.startStep)}
+		sum: r.newSummary(r.startStep), loader: r.loader}
 	if r.epochs > r.prepared {
 		rec.note("pretrain: %d epochs over %d prepared epochs of views: training epoch e reuses prepared epoch e mod %d (in a new order)",
 			r.epochs, r.prepared, r.prepared)
@@ -104,6 +105,13 @@ func (rec *recorder) endEpoch(ctx context.Context) error {
 		// Means over this call's steps of the epoch (a resumed epoch's
 		// count starts at the resume).
 		r.SupLoss, r.SupAccuracy = ptr(t.supLoss/float64(t.steps)), ptr(t.supAccu/float64(t.steps))
+	}
+	if rec.loader != nil {
+		st := rec.loader.stats()
+		r.DataWait, r.LoaderWait = ptr(st.StepWaitFraction()), ptr(st.LoaderWaitFraction())
+		if note := loaderNote(e, st); note != "" {
+			rec.note("%s", note)
+		}
 	}
 	rec.records = append(rec.records, r)
 	rec.epoch = epochTotals{}

@@ -96,6 +96,10 @@ func newRun(ctx context.Context, o Options) (*run, error) {
 	}
 	r.startStep = r.meta.Step
 	r.loader = newLoader(geo, r.batch, NewNormalizer(cfg.Data.MeanStd()))
+	if r.loader.pool, err = newRenderPool(r.roots, geo, o.Workers); err != nil {
+		r.model.close()
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -136,10 +140,10 @@ func (o Options) config() (*configs.Config, error) {
 // epochs, the schedules.
 func (r *run) plan() error {
 	var perEpoch int64
-	r.prepared = r.roots[0].man.Epochs
+	r.prepared = r.roots[0].preparedEpochs(r.epochs)
 	for _, rt := range r.roots {
 		perEpoch += rt.samples
-		r.prepared = min(r.prepared, rt.man.Epochs)
+		r.prepared = min(r.prepared, rt.preparedEpochs(r.epochs))
 	}
 	if r.ipe = int(perEpoch / int64(r.batch)); r.ipe == 0 {
 		return fmt.Errorf("batch size %d is larger than a training epoch's %d samples; lower --batch-size", r.batch, perEpoch)

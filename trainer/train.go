@@ -44,6 +44,10 @@ type Options struct {
 	AllowConfigMismatch bool
 	// ShuffleBuffer is the sample shuffle buffer (default 4096).
 	ShuffleBuffer int
+	// Workers is the number of goroutines that render the views of image
+	// shards (prepare --emit images) and normalise batches (0:
+	// GOMAXPROCS); shards of views alone are read by one goroutine.
+	Workers int
 	// MaxSteps stops this call after so many steps, with a checkpoint
 	// (0: no limit). For trials and tests.
 	MaxSteps int
@@ -140,6 +144,12 @@ type MetricsRecord struct {
 	SupAccuracy *float64 `json:"sup_accu,omitempty"`
 	// Metrics holds a monitor's results (Kind "monitor"), e.g. knn_top1.
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// DataWait (Kind "epoch") is the fraction of the epoch's wall time the
+	// step waited for the loader: above a few percent the loader, not the
+	// model, sets the pace. LoaderWait is the fraction the loader waited
+	// with a batch ready for the step to take it.
+	DataWait   *float64 `json:"data_wait,omitempty"`
+	LoaderWait *float64 `json:"loader_wait,omitempty"`
 }
 
 // ErrStopped is returned (wrapped) when a run stops early on a signal or a

@@ -49,9 +49,11 @@ func LoadDetectionImages(ctx context.Context, items []source.Item, size int, pix
 		if err := json.Unmarshal(it.Meta, &meta); err != nil {
 			return fmt.Errorf("%s: annotations: %w", it.URI, err)
 		}
-		if _, err := loadItem(ctx, it, &sc.src, pixelLimit); err != nil {
+		release, _, err := loadItem(ctx, it, &sc.src, pixelLimit, 0)
+		if err != nil {
 			return fmt.Errorf("%s: %w", it.URI, err)
 		}
+		defer release()
 		img := &sc.src
 		if img.W != size || img.H != size {
 			if err := augment.Resize(&sc.view, img, size, size); err != nil {

@@ -32,6 +32,10 @@ type EvalView struct {
 	// PixelLimit refuses images whose header declares more pixels (0:
 	// PIL's default), as DATA.PIXEL_LIMIT does in preparation.
 	PixelLimit int64
+	// DecodeMemoryMB bounds the estimated memory of the decodes running at
+	// once in a worker process (0: DefaultDecodeMemory), as the shard
+	// builder's does.
+	DecodeMemoryMB int
 }
 
 // Info returns the view as the features index records it.
@@ -80,35 +84,41 @@ func (v EvalView) ApplyImage(dst []float32, img *augment.Image, sc *EvalScratch)
 // evaluation view into dst. On failure it returns the dead-letter stage
 // (StageRead, StageDecode, StageTransform) with the error.
 func (v EvalView) ApplyItem(ctx context.Context, it source.Item, dst []float32, sc *EvalScratch) (stage string, err error) {
-	if stage, err := loadItem(ctx, it, &sc.src, v.PixelLimit); err != nil {
+	release, stage, err := loadItem(ctx, it, &sc.src, v.PixelLimit, v.DecodeMemoryMB)
+	if err != nil {
 		return stage, err
 	}
+	defer release()
 	if err := v.ApplyImage(dst, &sc.src, sc); err != nil {
 		return StageTransform, err
 	}
 	return "", nil
 }
 
-// loadItem reads and decodes one listed item into dst as RGB.
-func loadItem(ctx context.Context, it source.Item, dst *augment.Image, pixelLimit int64) (stage string, err error) {
+// loadItem reads and decodes one listed item into dst as RGB, within the
+// process's decode budget of budgetMB MiB (decodeWithin); release gives
+// the budget back once dst's pixels have been used.
+func loadItem(ctx context.Context, it source.Item, dst *augment.Image, pixelLimit int64, budgetMB int) (release func(), stage string, err error) {
+	noop := func() {}
 	if it.Index >= 0 {
 		ds, err := source.OpenIDX(ctx, it)
 		if err != nil {
-			return StageRead, err
+			return noop, StageRead, err
 		}
 		if err := ds.RGB(it.Index, dst); err != nil {
-			return StageDecode, err
+			return noop, StageDecode, err
 		}
-		return "", nil
+		return noop, "", nil
 	}
 	data, err := source.ReadItem(ctx, it)
 	if err != nil {
-		return StageRead, err
+		return noop, StageRead, err
 	}
-	if _, err := decode.DecodeInto(dst, data, decode.Options{MaxPixels: pixelLimit}); err != nil {
-		return StageDecode, err
+	_, release, err = decodeWithin(ctx, dst, data, decode.Options{MaxPixels: pixelLimit}, budgetMB)
+	if err != nil {
+		return noop, StageDecode, err
 	}
-	return "", nil
+	return release, "", nil
 }
 
 // LinearTrainView is the training transform of the reference's linear
@@ -121,6 +131,8 @@ type LinearTrainView struct {
 	Mean, Std  [3]float32
 	PixelLimit int64
 	Seed       uint64
+	// DecodeMemoryMB is EvalView's.
+	DecodeMemoryMB int
 }
 
 // ApplyItem reads and decodes one listed item and writes its augmented
@@ -130,9 +142,11 @@ func (v LinearTrainView) ApplyItem(ctx context.Context, it source.Item, epoch in
 	if v.Size <= 0 {
 		return StageTransform, fmt.Errorf("linear train view: size %d", v.Size)
 	}
-	if stage, err := loadItem(ctx, it, &sc.src, v.PixelLimit); err != nil {
+	release, stage, err := loadItem(ctx, it, &sc.src, v.PixelLimit, v.DecodeMemoryMB)
+	if err != nil {
 		return stage, err
 	}
+	defer release()
 	if sc.lut == nil || sc.lutFor != [2][3]float32{v.Mean, v.Std} {
 		lut, err := augment.NewNormalizeLUT(v.Mean, v.Std)
 		if err != nil {

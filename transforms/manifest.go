@@ -33,6 +33,9 @@ type ManifestParams struct {
 	Classes    []string
 	Items      []source.Item
 	Rejected   []source.Rejection
+	// Emit and ImageSize say what the shards hold (manifest.Manifest's).
+	Emit      string
+	ImageSize int
 }
 
 // BuildManifest accounts for every input of every epoch: each listed item
@@ -49,6 +52,8 @@ func BuildManifest(p ManifestParams, infos []shard.Info, dead []deadletter.Recor
 		Config:        json.RawMessage(p.ConfigJSON),
 		Seed:          int64(p.Seed),
 		Epochs:        p.Epochs,
+		Emit:          p.Emit,
+		ImageSize:     p.ImageSize,
 		Source:        manifest.Source{Format: p.Format, Root: p.Root, Items: make([]manifest.Item, 0, len(p.Items))},
 		ClassNames:    p.Classes,
 		Shards:        infos,

@@ -1,55 +1,17 @@
 package transforms
 
 import (
-	"fmt"
-
 	"github.com/sslight-go/sslight/augment"
 	"github.com/sslight-go/sslight/configs"
+	"github.com/sslight-go/sslight/internal/multicrop"
 )
 
 // PolicyFromConfig converts the MULTI_VIEWS_TRANSFORMS section into the
 // augment package's multi-crop policy, exactly as the reference's
-// MultiCropsDataAugmentation reads it: element 0 of the flip, jitter and
-// grey-scale probability lists serves every view; GAUSSIAN_BLUR_PROB is
-// (global 1, global 2, local); SOLARIZATION_PROB[1] is the second global
-// view's.
+// MultiCropsDataAugmentation reads it (see multicrop.FromConfig, which the
+// trainer's loader uses too).
 func PolicyFromConfig(c *configs.Config) (augment.MultiCropPolicy, error) {
-	m := c.MultiViewsTransforms
-	need := func(name string, v []float64, n int) error {
-		if len(v) < n {
-			return fmt.Errorf("MULTI_VIEWS_TRANSFORMS.%s has %d values, want %d", name, len(v), n)
-		}
-		return nil
-	}
-	for _, chk := range []struct {
-		name string
-		v    []float64
-		n    int
-	}{
-		{"GLOBAL_CROPS_SCALE", m.GlobalCropsScale, 2}, {"LOCAL_CROPS_SCALE", m.LocalCropsScale, 2},
-		{"RANDOM_HORIZONTAL_FLIP_PROB", m.RandomHorizontalFlipProb, 1}, {"COLOR_JITTER_PROB", m.ColorJitterProb, 1},
-		{"GREYSCALE_PROB", m.GreyscaleProb, 1}, {"COLOR_JITTER_INTENSITY", m.ColorJitterIntensity, 4},
-		{"GAUSSIAN_BLUR_PROB", m.GaussianBlurProb, 3}, {"SOLARIZATION_PROB", m.SolarizationProb, 2},
-	} {
-		if err := need(chk.name, chk.v, chk.n); err != nil {
-			return augment.MultiCropPolicy{}, err
-		}
-	}
-	p := augment.MultiCropPolicy{
-		GlobalScale:  [2]float64{m.GlobalCropsScale[0], m.GlobalCropsScale[1]},
-		LocalScale:   [2]float64{m.LocalCropsScale[0], m.LocalCropsScale[1]},
-		GlobalSize:   m.GlobalCropSize,
-		LocalSize:    m.LocalCropSize,
-		NumLocal:     m.LocalCropsNumber,
-		FlipProb:     m.RandomHorizontalFlipProb[0],
-		JitterProb:   m.ColorJitterProb[0],
-		GrayProb:     m.GreyscaleProb[0],
-		Jitter:       [4]float64{m.ColorJitterIntensity[0], m.ColorJitterIntensity[1], m.ColorJitterIntensity[2], m.ColorJitterIntensity[3]},
-		BlurProb:     [3]float64{m.GaussianBlurProb[0], m.GaussianBlurProb[1], m.GaussianBlurProb[2]},
-		SolarizeProb: [2]float64{m.SolarizationProb[0], m.SolarizationProb[1]},
-		BlurRadius:   [2]float64{0.1, 2.0}, // the reference's GaussianBlur defaults
-	}
-	return p, nil
+	return multicrop.FromConfig(c)
 }
 
 // SampleBytes is the size of one prepared sample in a shard: the uint8

@@ -12,6 +12,7 @@ import (
 	"github.com/sslight-go/sslight/augment"
 	"github.com/sslight-go/sslight/augment/decode"
 	"github.com/sslight-go/sslight/sinks/deadletter"
+	"github.com/sslight-go/sslight/sinks/manifest"
 	"github.com/sslight-go/sslight/sinks/shard"
 	"github.com/sslight-go/sslight/transforms/source"
 )
@@ -51,6 +52,20 @@ type ShardBuilder struct {
 	Workers int
 	// Classes names the labels (may be empty).
 	Classes []string
+	// Emit is what the shards hold: manifest.EmitViews ("" too), the
+	// views of the job's epoch, or manifest.EmitImages, the decoded images
+	// themselves (ImageSize then must be positive), from which the trainer
+	// renders every epoch's views.
+	Emit string
+	// ImageSize, when positive, shrinks every decoded image whose shorter
+	// side is longer to that shorter side (augment.ShrinkShorterSide)
+	// before views are cut from it or it is stored: the same pixels in
+	// both modes, so the views agree byte for byte.
+	ImageSize int
+	// DecodeMemoryMB bounds the estimated memory of the decodes running at
+	// once in a worker process, all its shards together (0: a quarter of
+	// the worker's memory, DefaultDecodeMemory).
+	DecodeMemoryMB int
 }
 
 // SampleMeta is the <key>.json member of every sample: where the sample
@@ -72,6 +87,14 @@ type SampleMeta struct {
 	Mode       string               `json:"mode,omitempty"`
 	Views      []augment.ViewParams `json:"views"`
 	Meta       json.RawMessage      `json:"meta,omitempty"` // format-specific (COCO annotations)
+
+	// ImageSize is the shorter side the image was shrunk to first (the
+	// builder's ImageSize, when it shrank it); ImageWidth and ImageHeight
+	// are then the shrunk image's size, in whose pixels the crop boxes of
+	// Views are.
+	ImageSize   int `json:"image_size,omitempty"`
+	ImageWidth  int `json:"image_width,omitempty"`
+	ImageHeight int `json:"image_height,omitempty"`
 }
 
 // result is one item's outcome, filled by a worker.
@@ -83,8 +106,9 @@ type result struct {
 
 // workerState is the reusable memory of one worker goroutine.
 type workerState struct {
-	src   augment.Image
-	views augment.MultiCropViews
+	src, small augment.Image // decoded; shrunk to ImageSize
+	rs         augment.Resampler
+	views      augment.MultiCropViews
 }
 
 // Build writes the shard of job and returns its description (nil when no
@@ -153,6 +177,9 @@ func (b *ShardBuilder) Build(ctx context.Context, job ShardJob) (*shard.Info, []
 			return abort(ctx.Err())
 		}
 		r := &results[i]
+		if r.sample == nil && r.dead == nil { // the worker gave up: ctx is done
+			return abort(ctx.Err())
+		}
 		if r.dead != nil {
 			dead = append(dead, *r.dead)
 		} else {
@@ -169,6 +196,7 @@ func (b *ShardBuilder) Build(ctx context.Context, job ShardJob) (*shard.Info, []
 		if r.sample != nil {
 			pixPool.Put(&r.sample.Global.Pix)
 			pixPool.Put(&r.sample.Local.Pix)
+			pixPool.Put(&r.sample.Image.Pix)
 			r.sample = nil
 		}
 		Progress.Add(1)
@@ -213,14 +241,25 @@ func (b *ShardBuilder) makeSample(ctx context.Context, it source.Item, job Shard
 		if err != nil {
 			return fail(StageRead, err)
 		}
-		info, err := decode.DecodeInto(&st.src, data, decode.Options{MaxPixels: b.PixelLimit})
+		info, release, err := decodeWithin(ctx, &st.src, data, decode.Options{MaxPixels: b.PixelLimit}, b.DecodeMemoryMB)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil // the shard is being abandoned
+			}
 			return fail(StageDecode, err)
 		}
+		defer release()
 		meta.Format, meta.Mode = info.Format, info.Mode
 	}
 	meta.Width, meta.Height = st.src.W, st.src.H
-	if err := b.Policy.Apply(&st.src, b.Seed, it.Key, job.Epoch, &st.views); err != nil {
+	src, err := b.shrink(st, &meta)
+	if err != nil {
+		return fail(StageAugment, err)
+	}
+	if b.Emit == manifest.EmitImages {
+		return imageSample(src, &meta), nil
+	}
+	if err := b.Policy.Apply(src, b.Seed, it.Key, job.Epoch, &st.views); err != nil {
 		return fail(StageAugment, err)
 	}
 	meta.Views = slices.Clone(st.views.Params)

@@ -27,6 +27,7 @@ type jpegHeader struct {
 type pngHeader struct {
 	depth, colorType byte
 	palette          []byte // PLTE payload, 3 bytes per entry; nil when absent
+	interlaced       bool   // Adam7: image/png decodes every pass into an image of its own
 	// idatEnd is the offset just past the first run of IDAT chunks when that
 	// run is complete in data, else 0. Everything after it is irrelevant to
 	// the pixels (PIL ignores it too), so the Go decoder is fed data[:idatEnd]
@@ -249,6 +250,7 @@ func parsePNG(data []byte, h *header) error {
 	h.Width, h.Height = int(w), int(ht)
 	depth, ct := ihdr[8], ihdr[9]
 	h.png.depth, h.png.colorType = depth, ct
+	h.png.interlaced = ihdr[12] == 1
 	mode, ok := pngMode(depth, ct)
 	if !ok {
 		return newError(ReasonCorrupt, f, "invalid colour type %d with bit depth %d", ct, depth)

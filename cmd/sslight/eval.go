@@ -103,6 +103,7 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	fs.BoolVar(&job.RawPixels, "raw-pixels", false, "also score the raw normalised pixels")
 	weights := fs.String("weights", string(checkpoint.Student), "which network of each checkpoint every protocol uses: student (the trained network)\n"+
 		"or teacher (DINO's EMA teacher, MoCo's key encoder; SwAV has none)")
+	fs.IntVar(&spec.DecodeMemoryMB, "decode-memory-mb", 0, "bound on the memory of the decodes running at once in each worker, estimated from the image headers; an image over it is decoded alone (0 = a quarter of the worker's memory)")
 	linearEpochs := fs.Int("linear-epochs", 0, "linear probe epochs (0: the mode's default, 30 fast / 100 reference)")
 	semi1List := fs.String("semi1-list", "", "semi1: the reference's subset list (semi_1percent.txt: one file name per line) instead of a class-stratified 1%")
 	semi10List := fs.String("semi10-list", "", "semi10: the reference's subset list (semi_10percent.txt) instead of a class-stratified 10%")

@@ -31,8 +31,14 @@ and writes them as WebDataset-style .tar shards under --out:
   <out>/listing.jsonl           the listed inputs, one JSON object per line
   <out>/summary.json            inputs, samples, dead letters, bytes, wall time, images/s
 
+With --emit images the shards hold each decoded image once instead, shrunk to
+--image-size (<key>.image.npy uint8 [H,W,3], one epoch-0000 of shards), and
+sslight pretrain renders every epoch's views from them on its own cores.
+
 Every random draw is a function of (seed, image key, epoch, view), so the same
-inputs and config give byte-identical shards on any runner and worker count.
+inputs and config give byte-identical shards on any runner and worker count,
+and the views pretrain renders from image shards are byte for byte those
+--emit views writes with the same --image-size.
 Nothing is lost: per epoch, inputs = samples written + dead letters.
 
 Examples:
@@ -57,6 +63,9 @@ func runPrepare(ctx context.Context, args []string) error {
 	limit := fs.Int("limit", 0, "prepare only the first N listed inputs (0 = all); for quick trials")
 	workers := fs.Int("workers", 0, "decode/augment goroutines per shard (0 = 2×GOMAXPROCS)")
 	overwrite := fs.Bool("overwrite", false, "allow --out to hold a manifest of another configuration")
+	emit := fs.String("emit", "views", "what the shards hold: views (every epoch's multi-crop views, rendered here) or images (decoded images once, shrunk to --image-size; the trainer renders each epoch's views)")
+	imageSize := fs.Int("image-size", 0, "shrink every image whose shorter side is longer to this shorter side before views are cut or it is stored (0 = views from full-size images; images default to GLOBAL_CROP_SIZE×256/224); views and images of the same --image-size give identical views")
+	decodeMB := fs.Int("decode-memory-mb", 0, "bound on the memory of the decodes running at once in each worker, estimated from the image headers; an image over it is decoded alone (0 = a quarter of the worker's memory)")
 	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set MULTI_VIEWS_TRANSFORMS.LOCAL_CROP_SIZE=96")
 	quiet := fs.Bool("quiet", false, "no progress display")
@@ -98,7 +107,7 @@ func runPrepare(ctx context.Context, args []string) error {
 		return err
 	}
 	opts := prepare.Options{Config: cfg, Source: *src, Out: *out, Split: *split, SubsetFile: *subset, Epochs: *epochs, Limit: *limit,
-		Workers: *workers, Overwrite: *overwrite}
+		Workers: *workers, Overwrite: *overwrite, Emit: *emit, ImageSize: *imageSize, DecodeMemoryMB: *decodeMB}
 	if !*quiet {
 		opts.Progress = os.Stderr
 	}

@@ -62,6 +62,14 @@ Writes under --out:
                             (sup_loss, sup_accu)
   summary.json              the run at a glance
 
+Shards of images (prepare --emit images) have their views rendered here, each
+epoch afresh, by --workers goroutines with the same augment code and random
+keys prepare uses: the views prepare --emit views would have written for that
+epoch. Every epoch record in metrics.jsonl says what fraction of the epoch the
+step waited for data (data_wait) and the loader for the step (loader_wait); an
+epoch whose step waited more than 10% prints a note: the loader, not the
+model, was the bottleneck.
+
 A checkpoint is written every TRAIN.CHECKPOINT_PERIOD epochs, after the last
 epoch, and on SIGINT/SIGTERM (Ctrl-C). --resume continues from the newest one
 and ends with exactly the weights an uninterrupted run would have. A NaN or
@@ -90,6 +98,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	allow := fs.Bool("allow-config-mismatch", false, "train on shards prepared with other augmentation settings")
 	maxSteps := fs.Int("max-steps", 0, "stop after this many steps with a checkpoint (0 = run to the end); for trials")
 	buffer := fs.Int("shuffle-buffer", 4096, "samples held in the shuffle buffer")
+	workers := fs.Int("workers", 0, "goroutines rendering the views of image shards (prepare --emit images) and normalising batches (0 = GOMAXPROCS)")
 	skipBad := fs.Bool("skip-bad-shards", false, "verify each shard before an epoch uses it (CRC32C, sizes, view shapes; reads it twice) and go on without bad ones, listed in summary.json, instead of stopping")
 	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key, KEY=VALUE (repeatable), e.g. --set SOLVER.BASE_LR=0.3")
@@ -123,8 +132,8 @@ func runPretrain(ctx context.Context, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o := trainer.Options{Config: cfg, ConfigSource: *cfgPath, Shards: strings.Split(*shards, ","), Out: *out, Epochs: *epochs, BatchSize: *batch, Resume: *resume,
-		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer, InitFrom: *initFrom, SkipBadShards: *skipBad}
-	o.TensorBoard = *tensorboard
+		AllowConfigMismatch: *allow, MaxSteps: *maxSteps, ShuffleBuffer: *buffer, InitFrom: *initFrom, SkipBadShards: *skipBad,
+		Workers: *workers, TensorBoard: *tensorboard}
 	if !*quiet {
 		o.Progress = os.Stderr
 	}

@@ -79,3 +79,33 @@ func TestCPUSecondsCounts(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMemTotal(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"MemTotal:       24683772 kB\nMemFree: 1 kB\n", 24683772 << 10, true},
+		{"MemFree: 1 kB\nMemTotal: 2 kB\n", 2048, true},
+		{"MemTotal: 12 MB\n", 0, false},
+		{"MemTotal: -3 kB\n", 0, false},
+		{"", 0, false},
+	} {
+		got, err := ParseMemTotal(strings.NewReader(c.in))
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseMemTotal(%q) = %d, %v; want %d, ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}
+
+// TestMemoryBytesIsPlausible: on Linux the figure is at least the 64 MiB
+// any test machine has and at most what the kernel reports in total.
+func TestMemoryBytesIsPlausible(t *testing.T) {
+	if _, err := os.Stat("/proc/meminfo"); err != nil {
+		t.Skip("no /proc/meminfo")
+	}
+	if m := MemoryBytes(); m < 64<<20 {
+		t.Errorf("MemoryBytes() = %d, want at least 64 MiB", m)
+	}
+}

@@ -94,6 +94,11 @@ type Options struct {
 	Workers int
 	// BatchSize is the model's batch (0: features.DefaultBatchSize).
 	BatchSize int
+	// DecodeMemoryMB bounds the estimated memory (from the image headers)
+	// of the decodes running at once in each worker process, all parts
+	// together: an image waits until it fits, one larger than the whole
+	// budget is decoded alone (0: a quarter of the worker's memory).
+	DecodeMemoryMB int
 	// Progress, when set, receives a progress line every second (only
 	// meaningful for in-process runners: Prism, direct).
 	Progress io.Writer
@@ -186,7 +191,7 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	view := transforms.EvalView{Size: cfg.MultiViewsTransforms.GlobalCropSize, PixelLimit: cfg.Data.PixelLimit}
+	view := transforms.EvalView{Size: cfg.MultiViewsTransforms.GlobalCropSize, PixelLimit: cfg.Data.PixelLimit, DecodeMemoryMB: opts.DecodeMemoryMB}
 	view.Mean, view.Std = cfg.Data.MeanStd32()
 	if err := view.Validate(); err != nil {
 		return nil, fmt.Errorf("evaluate: config: %w", err)
@@ -255,6 +260,11 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 		},
 	})
 
+	// Workers in other processes start with their own environment: the
+	// emulator and retry policy go along.
+	if err := beamfs.ForwardStorageSettings(); err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
 	stop := transforms.StartProgress(opts.Progress, "evaluate: features", "images", listing.Inputs(), start)
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	stop()

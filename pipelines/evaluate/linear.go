@@ -48,7 +48,8 @@ func referenceLinear(ctx context.Context, m Model, spec Spec, data *classificati
 	}
 	defer model.Close()
 	mean, std := cfg.Data.MeanStd32()
-	view := transforms.LinearTrainView{Size: cfg.MultiViewsTransforms.GlobalCropSize, Mean: mean, Std: std, PixelLimit: cfg.Data.PixelLimit, Seed: spec.Seed}
+	view := transforms.LinearTrainView{Size: cfg.MultiViewsTransforms.GlobalCropSize, Mean: mean, Std: std, PixelLimit: cfg.Data.PixelLimit, Seed: spec.Seed,
+		DecodeMemoryMB: spec.DecodeMemoryMB}
 	items := data.train.Items
 	rc := spec.RefLinear
 	start := time.Now()

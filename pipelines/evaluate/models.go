@@ -98,6 +98,10 @@ type Spec struct {
 	SemiLists map[string]string
 	// Detection is the detection protocol's sets and settings.
 	Detection DetectionSpec
+	// DecodeMemoryMB bounds the estimated memory of the decodes running at
+	// once in a process (0: a quarter of its memory); see
+	// Options.DecodeMemoryMB.
+	DecodeMemoryMB int
 	// Progress, when set, receives a line per protocol and model.
 	Progress io.Writer
 }
@@ -325,7 +329,8 @@ func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *cl
 	logf(spec.Progress, "eval %s: extracting features", m.Name)
 	extract := func(src, split, sub string) (eval.Features, *Summary, error) {
 		o := Options{Config: m.Config, Checkpoint: m.Checkpoint, Weights: m.Weights, RandomInit: m.RandomInit, RawPixels: m.RawPixels,
-			Source: src, Format: data.format, Split: split, Out: storage.Join(dir, sub), Progress: spec.Progress}
+			Source: src, Format: data.format, Split: split, Out: storage.Join(dir, sub), Progress: spec.Progress,
+			DecodeMemoryMB: spec.DecodeMemoryMB}
 		sum, err := Extract(ctx, o)
 		if err != nil {
 			return eval.Features{}, nil, err

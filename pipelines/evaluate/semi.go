@@ -30,7 +30,8 @@ func semiProtocol(ctx context.Context, m Model, spec Spec, data *classificationD
 		return err
 	}
 	mean, std := cfg.Data.MeanStd32()
-	view := transforms.EvalView{Size: cfg.MultiViewsTransforms.GlobalCropSize, Mean: mean, Std: std, PixelLimit: cfg.Data.PixelLimit}
+	view := transforms.EvalView{Size: cfg.MultiViewsTransforms.GlobalCropSize, Mean: mean, Std: std, PixelLimit: cfg.Data.PixelLimit,
+		DecodeMemoryMB: spec.DecodeMemoryMB}
 	sub := make([]source.Item, len(idx))
 	for i, j := range idx {
 		sub[i] = data.train.Items[j]

@@ -1,7 +1,9 @@
 // Package prepare builds and runs the preparation pipeline: list a data set
 // in object storage or a local folder, decode every image, draw its
 // multi-crop views for every epoch and write them as training shards with a
-// manifest and a dead-letter file.
+// manifest and a dead-letter file — or, with Options.Emit images, write
+// every decoded image once (shrunk to Options.ImageSize) for the trainer to
+// render the views from.
 //
 // Shape of the pipeline (only small records cross the shuffle):
 //
@@ -52,6 +54,20 @@ type Options struct {
 	Workers int
 	// Overwrite allows Out to hold a manifest of another configuration.
 	Overwrite bool
+	// Emit is what the shards hold: manifest.EmitViews ("" too), every
+	// epoch's multi-crop views, or manifest.EmitImages, the decoded images
+	// once (Epochs must be 1), from which the trainer's loader renders
+	// each epoch's views itself.
+	Emit string
+	// ImageSize shrinks every decoded image whose shorter side is longer
+	// to that shorter side before views are cut or it is stored. Views
+	// default to 0 (full size, as the reference crops); images to
+	// transforms.DefaultImageSize (GLOBAL_CROP_SIZE × 256/224). Views and
+	// images prepared with the same ImageSize give byte-identical views.
+	ImageSize int
+	// DecodeMemoryMB bounds the estimated memory of the decodes running at
+	// once in each worker process (0: a quarter of the worker's memory).
+	DecodeMemoryMB int
 	// Listing, when set, is used instead of listing Source (sslight
 	// retrain lists once, keeps the new and changed objects, and prepares
 	// only those). Source still names the root in the summary.
@@ -83,6 +99,9 @@ type Summary struct {
 	// dead_letters_<stage>, ...) as the runner reported them.
 	Counters    map[string]int64 `json:"counters,omitempty"`
 	Parallelism int              `json:"goroutines_per_shard"`
+	// Emit and ImageSize are what the shards hold (see Options).
+	Emit      string `json:"emit"`
+	ImageSize int    `json:"image_size,omitempty"`
 	// TemporariesRemoved counts the stale temporaries of killed runs
 	// removed from Out at start (storage.CleanTemporaries).
 	TemporariesRemoved int `json:"temporaries_removed,omitempty"`
@@ -111,7 +130,11 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if err := policy.Validate(); err != nil {
 		return nil, fmt.Errorf("prepare: multi-crop policy: %w", err)
 	}
-	hash := cfg.Hash()
+	emit, imageSize, err := resolveEmit(opts, transforms.DefaultImageSize(policy))
+	if err != nil {
+		return nil, err
+	}
+	hash := transforms.ShardsConfigHash(cfg.Hash(), emit, imageSize)
 	seed := uint64(cfg.Seed)
 	manifestURI := storage.Join(opts.Out, manifest.FileName)
 	if err := checkOutput(ctx, manifestURI, hash, opts.Overwrite); err != nil {
@@ -139,7 +162,11 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if err := jsonfile.WriteLines(ctx, listingURI, listing.Items); err != nil {
 		return nil, fmt.Errorf("prepare: write listing: %w", err)
 	}
-	shardsPerEpoch := transforms.ShardsPerEpoch(len(listing.Items), transforms.SampleBytes(policy), int64(cfg.Data.ShardSizeMB)<<20)
+	sampleBytes := transforms.SampleBytes(policy)
+	if emit == manifest.EmitImages {
+		sampleBytes = transforms.ImageSampleBytes(imageSize)
+	}
+	shardsPerEpoch := transforms.ShardsPerEpoch(len(listing.Items), sampleBytes, int64(cfg.Data.ShardSizeMB)<<20)
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = 2 * runtime.GOMAXPROCS(0)
@@ -152,15 +179,22 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		&transforms.WriteShardsFn{Builder: transforms.ShardBuilder{
 			Out: opts.Out, ConfigHash: hash, Seed: seed, Policy: policy,
 			PixelLimit: cfg.Data.PixelLimit, Workers: opts.Workers, Classes: listing.Classes,
+			Emit: emit, ImageSize: imageSize, DecodeMemoryMB: opts.DecodeMemoryMB,
 		}})
 	transforms.WriteManifest(s, infos, dead, &transforms.WriteManifestFn{
 		Out: opts.Out, ListingURI: listingURI,
 		Params: transforms.ManifestParams{
 			ConfigHash: hash, ConfigJSON: string(cfg.CanonicalJSON()), Seed: seed, Epochs: opts.Epochs,
 			Format: listing.Format, Root: listing.Root, Classes: listing.Classes, Rejected: listing.Rejected,
+			Emit: manifestEmit(emit), ImageSize: imageSize,
 		},
 	})
 
+	// Workers in other processes (Dataflow, Flink, a job server) start
+	// with their own environment: the emulator and retry policy go along.
+	if err := beamfs.ForwardStorageSettings(); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
 	stop := transforms.StartProgress(opts.Progress, "prepare", "images·epochs", opts.Epochs*len(listing.Items), start)
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	stop()
@@ -177,7 +211,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		Source: listing.Root, Format: listing.Format, Out: opts.Out, Manifest: manifestURI,
 		ConfigHash: hash, Seed: seed, Epochs: opts.Epochs, Inputs: listing.Inputs(),
 		Shards: len(m.Shards), WallSeconds: wall, Runner: transforms.RunnerName(), Parallelism: workers,
-		TemporariesRemoved: len(cleaned),
+		TemporariesRemoved: len(cleaned), Emit: emit, ImageSize: imageSize,
 	}
 	for _, sh := range m.Shards {
 		sum.Samples += sh.Samples
@@ -225,4 +259,35 @@ func checkOutput(ctx context.Context, manifestURI, hash string, overwrite bool) 
 			"choose another --out, or pass --overwrite", manifestURI, m.ConfigHash, hash)
 	}
 	return nil
+}
+
+// resolveEmit checks what the options ask the shards to hold and returns
+// it (EmitViews or EmitImages) with the image size that applies
+// (defaultSize for images when none is given).
+func resolveEmit(opts Options, defaultSize int) (emit string, imageSize int, err error) {
+	emit, imageSize = opts.Emit, opts.ImageSize
+	if emit == "" {
+		emit = manifest.EmitViews
+	}
+	switch {
+	case emit != manifest.EmitViews && emit != manifest.EmitImages:
+		return "", 0, fmt.Errorf("prepare: --emit %q: want %s (pre-rendered multi-crop views) or %s (decoded images the trainer renders views from)",
+			opts.Emit, manifest.EmitViews, manifest.EmitImages)
+	case imageSize < 0 || imageSize > 1<<16:
+		return "", 0, fmt.Errorf("prepare: --image-size %d: want a shorter side in pixels, or 0", imageSize)
+	case emit == manifest.EmitImages && opts.Epochs != 1:
+		return "", 0, fmt.Errorf("prepare: --emit images writes the images once and the trainer renders every epoch's views from them: --epochs %d does not apply (leave it at 1)", opts.Epochs)
+	case emit == manifest.EmitImages && imageSize == 0:
+		imageSize = defaultSize
+	}
+	return emit, imageSize, nil
+}
+
+// manifestEmit is what the manifest records: nothing for views, which is
+// what a manifest without the field has always meant.
+func manifestEmit(emit string) string {
+	if emit == manifest.EmitImages {
+		return emit
+	}
+	return ""
 }

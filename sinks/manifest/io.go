@@ -109,6 +109,14 @@ func (m *Manifest) encode(w io.Writer) error {
 	e.field("  ", "config", m.Config, false)
 	e.field("  ", "seed", m.Seed, false)
 	e.field("  ", "epochs", m.Epochs, false)
+	// Written only when set, so manifests of views at full size read as
+	// they always have.
+	if m.Emit != "" {
+		e.field("  ", "emit", m.Emit, false)
+	}
+	if m.ImageSize != 0 {
+		e.field("  ", "image_size", m.ImageSize, false)
+	}
 	e.text("  \"source\": {\n")
 	e.field("    ", "format", m.Source.Format, false)
 	e.field("    ", "root", m.Source.Root, false)

@@ -32,6 +32,16 @@ const SchemaVersion = 1
 // folder.
 const FileName = "manifest.json"
 
+// What shards hold (Manifest.Emit).
+const (
+	// EmitViews: every epoch's multi-crop views, pre-rendered.
+	EmitViews = "views"
+	// EmitImages: decoded images, once (one epoch of shards, Epochs 1),
+	// from which the trainer's loader renders each training epoch's
+	// views with the same augment code and random keys.
+	EmitImages = "images"
+)
+
 // Errors Read and Validate return; match them with errors.Is.
 var (
 	// ErrSchemaVersion: a manifest of another (or no) schema version.
@@ -49,7 +59,14 @@ type Manifest struct {
 	Config json.RawMessage `json:"config"`
 	Seed   int64           `json:"seed"`
 	Epochs int             `json:"epochs"`
-	Source Source          `json:"source"`
+	// Emit says what the shards hold: EmitViews (also "", as manifests
+	// written before the field existed say it) or EmitImages.
+	Emit string `json:"emit,omitempty"`
+	// ImageSize is the shorter side every decoded image with a longer one
+	// was shrunk to before views were cut from it or it was stored (0:
+	// images at their decoded size).
+	ImageSize int    `json:"image_size,omitempty"`
+	Source    Source `json:"source"`
 	// ClassNames maps Item.Label to a class; empty for unlabelled data.
 	ClassNames  []string     `json:"class_names"`
 	Shards      []shard.Info `json:"shards"`
@@ -147,7 +164,7 @@ func sumTotals(shards []shard.Info, counts []EpochCount) Totals {
 }
 
 // Validate checks that m is complete and consistent: schema version, config
-// hash and config, epochs, source, labels against class names, every shard
+// hash and config, epochs, what the shards hold, source, labels against class names, every shard
 // named and placed as shard.URI would name and place it for this config
 // hash, per-epoch counts with inputs = samples + dead and samples equal to
 // the shard samples of that epoch, and totals equal to the sums. Errors
@@ -164,6 +181,15 @@ func (m *Manifest) Validate() error {
 	}
 	if m.Epochs < 1 {
 		return fmt.Errorf("%w: epochs %d", ErrInvalid, m.Epochs)
+	}
+	switch {
+	case m.Emit != "" && m.Emit != EmitViews && m.Emit != EmitImages:
+		return fmt.Errorf("%w: emit %q, want %q or %q", ErrInvalid, m.Emit, EmitViews, EmitImages)
+	case m.ImageSize < 0:
+		return fmt.Errorf("%w: image_size %d", ErrInvalid, m.ImageSize)
+	case m.Emit == EmitImages && (m.Epochs != 1 || m.ImageSize == 0):
+		return fmt.Errorf("%w: image shards are written once, shrunk to a size: epochs %d (want 1), image_size %d (want > 0)",
+			ErrInvalid, m.Epochs, m.ImageSize)
 	}
 	if m.AnnotationRejections < 0 {
 		return fmt.Errorf("%w: negative annotation_rejections", ErrInvalid)

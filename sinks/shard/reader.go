@@ -124,51 +124,96 @@ func (r *Reader) next(s *Sample) error {
 		return r.corrupt("%s: %w", hdr.Name, err)
 	}
 	r.last = hdr.Size
-	if err := r.views(key, extGlobal, &s.Global, 1); err != nil {
+	// After the metadata comes either the image (an image sample) or the
+	// global views.
+	hdr, err = r.nextMember(key, extGlobal)
+	if err != nil {
 		return err
 	}
-	if err := r.views(key, extLocal, &s.Local, 0); err != nil {
+	if hdr.Name == key+"."+extImage {
+		shape, err := r.array(hdr, &s.Image.Pix, 3, 1)
+		if err != nil {
+			return err
+		}
+		s.Image.Height, s.Image.Width = shape[0], shape[1]
+		s.Global = Views{Pix: s.Global.Pix[:0]}
+		s.Local = Views{Pix: s.Local.Pix[:0]}
+		s.Key = key
+		return nil
+	}
+	if err := r.views(key, extGlobal, hdr, &s.Global, 1); err != nil {
 		return err
 	}
+	if hdr, err = r.nextMember(key, extLocal); err != nil {
+		return err
+	}
+	if err := r.views(key, extLocal, hdr, &s.Local, 0); err != nil {
+		return err
+	}
+	s.Image = Image{Pix: s.Image.Pix[:0]}
 	s.Key = key
 	return nil
 }
 
-// views reads the member <key>.<ext> into v.
-func (r *Reader) views(key, ext string, v *Views, minCount int) error {
-	want := key + "." + ext
+// nextMember reads the header of the member after the last one, which
+// should be <key>.<ext> (the name is for errors; the caller checks it).
+func (r *Reader) nextMember(key, ext string) (*tar.Header, error) {
 	hdr, err := r.tr.Next()
 	if errors.Is(err, io.EOF) {
-		return r.corrupt("sample %s: missing %s", key, want)
+		return nil, r.corrupt("sample %s: missing %s", key, key+"."+ext)
 	}
 	if err != nil {
-		return r.corrupt("sample %s: reading %s: %w", key, want, err)
+		return nil, r.corrupt("sample %s: reading %s: %w", key, key+"."+ext, err)
 	}
+	return hdr, nil
+}
+
+// views reads the member hdr, which must be <key>.<ext>, into v.
+func (r *Reader) views(key, ext string, hdr *tar.Header, v *Views, minCount int) error {
+	want := key + "." + ext
 	if hdr.Name != want {
 		return r.corrupt("sample %s: expected %s, found %q", key, want, hdr.Name)
 	}
-	if _, _, err := r.member(hdr); err != nil {
+	shape, err := r.array(hdr, &v.Pix, 4, minCount)
+	if err != nil {
 		return err
+	}
+	v.Count, v.Height, v.Width = shape[0], shape[1], shape[2]
+	return nil
+}
+
+// array reads the .npy member hdr into *pix: a C-ordered uint8 array of
+// dims dimensions, the last one 3 (RGB), the first at least minFirst and
+// the others at least 1. It returns the shape.
+func (r *Reader) array(hdr *tar.Header, pix *[]uint8, dims, minFirst int) ([]int, error) {
+	if _, _, err := r.member(hdr); err != nil {
+		return nil, err
 	}
 	h, n, err := npy.ReadHeader(r.tr)
 	if err != nil {
-		return r.corrupt("%s: %w", want, err)
+		return nil, r.corrupt("%s: %w", hdr.Name, err)
 	}
-	if h.DType != npy.Uint8 || h.FortranOrder || len(h.Shape) != 4 || h.Shape[3] != Channels ||
-		h.Shape[0] < minCount || h.Shape[1] < 1 || h.Shape[2] < 1 {
-		return r.corrupt("%s: array %s fortran=%v shape %v, want uint8 [N≥%d, H≥1, W≥1, 3] in C order",
-			want, h.DType, h.FortranOrder, h.Shape, minCount)
+	ok := h.DType == npy.Uint8 && !h.FortranOrder && len(h.Shape) == dims && h.Shape[dims-1] == Channels && h.Shape[0] >= minFirst
+	for i := 1; ok && i < dims-1; i++ {
+		ok = h.Shape[i] >= 1
+	}
+	if !ok {
+		want := "[N≥%d, H≥1, W≥1, 3]"
+		if dims == 3 {
+			want = "[H≥%d, W≥1, 3]"
+		}
+		return nil, r.corrupt("%s: array %s fortran=%v shape %v, want uint8 "+want+" in C order",
+			hdr.Name, h.DType, h.FortranOrder, h.Shape, minFirst)
 	}
 	size, _ := h.DataLen() // ReadHeader checked it fits
 	if int64(n)+size != hdr.Size {
-		return r.corrupt("%s: member is %d bytes, a %v array needs %d", want, hdr.Size, h.Shape, int64(n)+size)
+		return nil, r.corrupt("%s: member is %d bytes, a %v array needs %d", hdr.Name, hdr.Size, h.Shape, int64(n)+size)
 	}
-	if v.Pix, err = npy.ReadData(r.tr, v.Pix[:0], size); err != nil {
-		return r.corrupt("%s: %w", want, err)
+	if *pix, err = npy.ReadData(r.tr, (*pix)[:0], size); err != nil {
+		return nil, r.corrupt("%s: %w", hdr.Name, err)
 	}
-	v.Count, v.Height, v.Width = h.Shape[0], h.Shape[1], h.Shape[2]
 	r.last = hdr.Size
-	return nil
+	return h.Shape, nil
 }
 
 // member checks the header of a member and splits its name at the first dot

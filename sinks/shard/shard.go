@@ -1,9 +1,16 @@
 // Package shard writes and reads sslight's training shards: WebDataset-style
-// POSIX tar files holding, per sample and in this order,
+// POSIX tar files holding, per sample and in this order, either the views
+// of one image (a views sample)
 //
 //	<key>.json        metadata object (bytes given by the caller)
 //	<key>.global.npy  uint8 [G, H, W, 3] global crops
 //	<key>.local.npy   uint8 [L, h, w, 3] local crops
+//
+// or the image itself (an image sample, from which the trainer renders
+// views)
+//
+//	<key>.json        metadata object
+//	<key>.image.npy   uint8 [H, W, 3] decoded RGB image
 //
 // so PyTorch users can read them with tarfile + numpy.load or webdataset.
 //
@@ -45,6 +52,7 @@ const (
 	extMeta   = "json"
 	extGlobal = "global.npy"
 	extLocal  = "local.npy"
+	extImage  = "image.npy"
 )
 
 // MaxKeyLen bounds a sample key in bytes. Longer keys than fit a USTAR name
@@ -69,15 +77,33 @@ type Views struct {
 // Shape returns the numpy shape of v.
 func (v Views) Shape() []int { return []int{v.Count, v.Height, v.Width, Channels} }
 
-// Sample is one training example: its key, metadata and crops.
+// Image is one decoded RGB image, the uint8 [Height, Width, 3] array of an
+// image sample's <key>.image.npy. Pix is C-ordered: row, column, channel.
+type Image struct {
+	Height, Width int
+	Pix           []uint8
+}
+
+// Shape returns the numpy shape of m.
+func (m Image) Shape() []int { return []int{m.Height, m.Width, Channels} }
+
+// Sample is one training example: its key, metadata and either its crops
+// (a views sample) or its image (an image sample: Image.Height > 0, no
+// views).
 type Sample struct {
 	// Key names the sample inside the shard; see ValidateKey.
 	Key string
 	// Meta is a JSON object describing the sample (source URI, label, …);
 	// it is stored verbatim as <key>.json.
 	Meta   []byte
-	Global Views // G ≥ 1 global crops
-	Local  Views // L ≥ 0 local crops
+	Global Views // G ≥ 1 global crops (views samples)
+	Local  Views // L ≥ 0 local crops (views samples)
+	Image  Image // the image (image samples)
+}
+
+// IsImage reports whether s is an image sample.
+func (s *Sample) IsImage() bool {
+	return s.Image.Height > 0 || s.Image.Width > 0 || len(s.Image.Pix) > 0
 }
 
 // ValidateKey checks that key can be a WebDataset sample key: 1 to MaxKeyLen
@@ -110,6 +136,15 @@ func (s *Sample) Validate() error {
 	}
 	if err := validateMeta(s.Meta); err != nil {
 		return fmt.Errorf("sample %s: %w", s.Key, err)
+	}
+	if s.IsImage() {
+		if s.Global.Count != 0 || len(s.Global.Pix) != 0 || s.Local.Count != 0 || len(s.Local.Pix) != 0 {
+			return fmt.Errorf("%w: sample %s has both an image and views", ErrInvalidSample, s.Key)
+		}
+		if err := s.Image.validate(); err != nil {
+			return fmt.Errorf("sample %s: image: %w", s.Key, err)
+		}
+		return nil
 	}
 	if err := s.Global.validate(1); err != nil {
 		return fmt.Errorf("sample %s: global views: %w", s.Key, err)
@@ -147,6 +182,20 @@ func (v Views) validate(minCount int) error {
 	}
 	if len(v.Pix) != n {
 		return fmt.Errorf("%w: shape %v needs %d bytes, Pix has %d", ErrInvalidSample, v.Shape(), n, len(v.Pix))
+	}
+	return nil
+}
+
+func (m Image) validate() error {
+	if m.Height < 1 || m.Width < 1 {
+		return fmt.Errorf("%w: shape %v (need at least 1x1)", ErrInvalidSample, m.Shape())
+	}
+	n, ok := pixLen(1, m.Height, m.Width)
+	if !ok {
+		return fmt.Errorf("%w: shape %v overflows", ErrInvalidSample, m.Shape())
+	}
+	if len(m.Pix) != n {
+		return fmt.Errorf("%w: shape %v needs %d bytes, Pix has %d", ErrInvalidSample, m.Shape(), n, len(m.Pix))
 	}
 	return nil
 }

@@ -40,6 +40,13 @@ func (e *encoder) add(s *Sample) (invalid bool, err error) {
 	if err := e.member(s.Key+"."+extMeta, s.Meta, nil); err != nil {
 		return false, err
 	}
+	if s.IsImage() {
+		if err := e.array(s.Key+"."+extImage, s.Image.Shape(), s.Image.Pix); err != nil {
+			return false, err
+		}
+		e.keys[s.Key] = struct{}{}
+		return false, nil
+	}
 	if err := e.views(s.Key+"."+extGlobal, &s.Global); err != nil {
 		return false, err
 	}
@@ -51,12 +58,17 @@ func (e *encoder) add(s *Sample) (invalid bool, err error) {
 }
 
 func (e *encoder) views(name string, v *Views) error {
+	return e.array(name, v.Shape(), v.Pix)
+}
+
+// array writes one uint8 .npy member of the given shape.
+func (e *encoder) array(name string, shape []int, pix []uint8) error {
 	var err error
-	e.npy, err = npy.AppendHeader(e.npy[:0], npy.Header{DType: npy.Uint8, Shape: v.Shape()})
+	e.npy, err = npy.AppendHeader(e.npy[:0], npy.Header{DType: npy.Uint8, Shape: shape})
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err) // unreachable after Validate
 	}
-	return e.member(name, e.npy, v.Pix)
+	return e.member(name, e.npy, pix)
 }
 
 // member writes one regular file whose content is head followed by body.
