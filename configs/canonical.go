@@ -187,11 +187,14 @@ func sortedFields(t reflect.Type) []canonicalField {
 	if f, ok := fieldOrder.Load(t); ok {
 		return f.([]canonicalField)
 	}
-	fields := make([]canonicalField, t.NumField())
+	var fields []canonicalField
 	keys := make([]string, t.NumField())
-	for i := range fields {
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("canonical") == "-" {
+			continue // a run-time choice, not part of what is trained (TRAIN.DEVICE)
+		}
 		keys[i] = t.Field(i).Tag.Get("yaml")
-		fields[i] = canonicalField{quotedKey: appendJSONString(nil, keys[i]), index: i}
+		fields = append(fields, canonicalField{quotedKey: appendJSONString(nil, keys[i]), index: i})
 	}
 	sort.Slice(fields, func(i, j int) bool { return keys[fields[i].index] < keys[fields[j].index] })
 	fieldOrder.Store(t, fields)

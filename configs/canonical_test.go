@@ -130,6 +130,9 @@ func TestHashChangesWithEveryField(t *testing.T) {
 	seen := map[string]string{base.Hash(): "unchanged"}
 	n := 0
 	for i, l := range leaves(base) {
+		if l.key == "TRAIN.DEVICE" {
+			continue // left out of the hash on purpose (TestSetEveryKey checks that)
+		}
 		for j := range mutations(l.v) {
 			c := base.Clone()
 			mutations(leaves(c)[i].v)[j]()

@@ -79,6 +79,11 @@ type TrainConfig struct {
 	CheckpointFilePath string `yaml:"CHECKPOINT_FILE_PATH" json:"CHECKPOINT_FILE_PATH"`
 	// JointLinearProbe trains a linear probe on the fly next to the SSL loss.
 	JointLinearProbe bool `yaml:"JOINT_LINEAR_PROBE" json:"JOINT_LINEAR_PROBE"`
+	// Device is where pretrain and eval run: cpu, cuda or auto (sslight
+	// extension; the --device flags override it). It says where the
+	// arithmetic runs, not what is trained, so it is left out of the
+	// config hash: shards and checkpoints are the same for both devices.
+	Device string `yaml:"DEVICE" json:"DEVICE" canonical:"-"`
 }
 
 // ValConfig is the VAL section: the data used for the kNN monitor.

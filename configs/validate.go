@@ -149,6 +149,9 @@ func (c *Config) validateData(v *validator) {
 	v.positive("TRAIN.NUM_CLASSES", c.Train.NumClasses)
 	v.positive("TRAIN.CHECKPOINT_PERIOD", c.Train.CheckpointPeriod)
 	v.positive("VAL.BATCH_SIZE", c.Val.BatchSize)
+	if c.Train.Device != "" {
+		v.oneOf("TRAIN.DEVICE", c.Train.Device, []string{"cpu", "cuda", "auto"})
+	}
 	d := &c.Data
 	if len(d.Mean) != 3 {
 		v.fail("DATA.MEAN", "must be three numbers (R, G, B), got %d values", len(d.Mean))

@@ -41,6 +41,9 @@ func sectionNode(sec *sectionInfo, v reflect.Value) (*yaml.Node, error) {
 	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	for _, f := range sec.fields {
 		fv := v.Field(f.path[len(f.path)-1])
+		if v.Type().Field(f.path[len(f.path)-1]).Tag.Get("canonical") == "-" && fv.IsZero() {
+			continue // a run-time extension left unset (TRAIN.DEVICE): the reference knows no such key
+		}
 		var val *yaml.Node
 		var err error
 		switch f.kind {

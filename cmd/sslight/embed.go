@@ -8,6 +8,7 @@ import (
 
 	"github.com/sslight-go/sslight/internal/cli"
 	"github.com/sslight-go/sslight/pipelines/embed"
+	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/sinks/deadletter"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
 )
@@ -70,6 +71,7 @@ func runEmbed(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Workers, "workers", 0, "decode goroutines per feature part (0 = 2×GOMAXPROCS)")
 	fs.IntVar(&o.BatchSize, "batch-size", 0, "images per forward pass (0: 16 at 224 px, more for smaller views)")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	fs.StringVar(&o.Device, "device", "", deviceUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +82,10 @@ func runEmbed(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := fs.AtLeast(0, "limit", "nearest", "workers", "batch-size"); err != nil {
+		return err
+	}
+	var err error
+	if o.Device, err = evaluate.PlaceModels(deviceOf(o.Device, ""), func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }); err != nil {
 		return err
 	}
 	w, err := checkpoint.ParseWeights(*weights)

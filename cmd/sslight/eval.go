@@ -120,6 +120,7 @@ func runEvalClassify(ctx context.Context, args []string) error {
 	fs.IntVar(&det.Config.BatchSize, "det-batch-size", det.Config.BatchSize, "detection: batch size")
 	fs.Float64Var(&det.Config.LR, "det-lr", det.Config.LR, "detection: peak learning rate (AdamW, cosine)")
 	quiet := fs.Bool("quiet", false, "no progress lines (the report is still printed)")
+	fs.StringVar(&spec.Device, "device", "", deviceUsage+" (the feature extraction; fine-tuning and detection train on the CPU)")
 	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -142,6 +143,11 @@ func runEvalClassify(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := fs.AtLeast(1, "finetune-epochs", "det-epochs", "det-batch-size"); err != nil {
+		return err
+	}
+	// A missing GPU stops the command before any checkpoint is read.
+	var err error
+	if spec.Device, err = evaluate.PlaceModels(deviceOf(spec.Device, ""), func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }); err != nil {
 		return err
 	}
 	w, err := checkpoint.ParseWeights(*weights)

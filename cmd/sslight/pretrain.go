@@ -109,6 +109,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	knnValSplit := fs.String("knn-val-split", "", "split of --knn-val (idx: t10k)")
 	tensorboard := fs.String("tensorboard", "", "also write a TensorBoard events file of metrics.jsonl's values to this folder (local or gs://; default TENSORBOARD_PATH): tensorboard --logdir FOLDER")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	device := addDeviceFlag(fs)
 	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -125,8 +126,11 @@ func runPretrain(ctx context.Context, args []string) error {
 	if err := fs.AtLeast(0, "max-steps"); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath, sets)
+	cfg, err := loadConfig(*cfgPath, sets, "TRAIN.DEVICE", *device)
 	if err != nil {
+		return err
+	}
+	if err := checkTrainingDevice(deviceOf("", cfg.Train.Device)); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

@@ -92,6 +92,9 @@ func runRetrain(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := checkTrainingDevice(deviceOf("", cfg.Train.Device)); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var progress io.Writer = os.Stderr

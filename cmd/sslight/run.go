@@ -68,6 +68,7 @@ func runRun(ctx context.Context, args []string) error {
 	var sets cli.Repeated
 	fs.Var(&sets, "set", "override a config key in every config, KEY=VALUE (repeatable)")
 	quiet := fs.Bool("quiet", false, "no progress display")
+	device := addDeviceFlag(fs)
 	storageOpts := addStorageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -93,8 +94,11 @@ func runRun(ctx context.Context, args []string) error {
 	paths := strings.Split(*cfgPaths, ",")
 	names := run.ConfigNames(paths)
 	for i, cp := range paths {
-		cfg, err := loadConfig(cp, sets, "DATA.FORMAT", *format, "SOLVER.TOTAL_EPOCHS", strconv.Itoa(*epochs))
+		cfg, err := loadConfig(cp, sets, "DATA.FORMAT", *format, "SOLVER.TOTAL_EPOCHS", strconv.Itoa(*epochs), "TRAIN.DEVICE", *device)
 		if err != nil {
+			return err
+		}
+		if err := checkTrainingDevice(deviceOf("", cfg.Train.Device)); err != nil {
 			return err
 		}
 		if err := cfg.Validate(); err != nil {
@@ -114,6 +118,7 @@ func runRun(ctx context.Context, args []string) error {
 		}
 	}
 	o.Protocols = strings.Split(*protocols, ",")
+	o.Device = deviceOf(*device, o.Configs[0].Config.Train.Device)
 	if !*quiet {
 		o.Progress = os.Stderr
 	}

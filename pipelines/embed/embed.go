@@ -57,6 +57,9 @@ type Options struct {
 	// Weights picks its network: checkpoint.Student ("" too) or
 	// checkpoint.Teacher. (--weights)
 	Weights checkpoint.Weights
+	// Device is where the model runs: cpu, cuda or auto
+	// (evaluate.PlaceModels). (--device)
+	Device string
 	// Source is the image root (local folder or gs://bucket/prefix).
 	// Required. (--source)
 	Source string
@@ -175,7 +178,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	ext, err := evaluate.Extract(ctx, evaluate.Options{Checkpoint: o.Checkpoint, Weights: o.Weights, Source: o.Source,
 		Format: o.Format, Split: o.Split, Limit: o.Limit, Out: o.Out, GroupSize: o.GroupSize, Workers: o.Workers,
-		BatchSize: o.BatchSize, Progress: o.Progress})
+		BatchSize: o.BatchSize, Device: o.Device, Progress: o.Progress})
 	if err != nil {
 		return nil, fmt.Errorf("embed: %w", err)
 	}

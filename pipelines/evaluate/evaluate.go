@@ -78,6 +78,9 @@ type Options struct {
 	// Weights picks the checkpoint's network: checkpoint.Student ("" too)
 	// or checkpoint.Teacher (DINO's EMA teacher, MoCo's key encoder).
 	Weights checkpoint.Weights
+	// Device is where the models run: DeviceCPU ("" too), DeviceCUDA or
+	// DeviceAuto (see PlaceModels).
+	Device string
 	// RandomInit extracts with a freshly initialised backbone.
 	RandomInit bool
 	// RawPixels uses the flattened normalised views as features.
@@ -149,6 +152,8 @@ type modelSpec struct {
 	Arch       features.Arch `json:"arch"`
 	Seed       uint64        `json:"seed"`
 	BatchSize  int           `json:"batch_size"`
+	// Device is where the worker runs the model: "cpu" or "cuda".
+	Device string `json:"device,omitempty"`
 }
 
 // loadModel builds the model a spec describes.
@@ -179,7 +184,11 @@ func loadExtractor(ctx context.Context, spec string) (transforms.FeatureExtracto
 	if err := json.Unmarshal([]byte(spec), &s); err != nil {
 		return nil, fmt.Errorf("model spec %q: %w", spec, err)
 	}
-	return loadModel(ctx, s)
+	m, err := loadModel(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return onDevice(ctx, m, s.Device)
 }
 
 // Extract lists the source, runs the extraction pipeline and returns the
@@ -205,10 +214,22 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 		}
 	}
 	model.BatchSize = spec.BatchSize
+	if spec.Device, err = PlaceModels(opts.Device, func(f string, a ...any) {
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, f+"\n", a...)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	try, err := onDevice(ctx, model, spec.Device)
+	if err != nil {
+		return nil, err
+	}
 	// One forward pass on a blank view proves that the model takes this
-	// view size (a ViT's patches, a CNN's strides) before the data is
-	// listed; the worker's own copy is built in the DoFn's Setup.
-	if _, err := model.Extract([][]float32{make([]float32, 3*view.Size*view.Size)}, view.Size, view.Size); err != nil {
+	// view size (a ViT's patches, a CNN's strides) on its device before
+	// the data is listed; the worker's own copy is built in the DoFn's
+	// Setup.
+	if _, err := try.Extract([][]float32{make([]float32, 3*view.Size*view.Size)}, view.Size, view.Size); err != nil {
 		return nil, fmt.Errorf("evaluate: the model cannot take %d×%d views: %w", view.Size, view.Size, err)
 	}
 	info := model.Info()

@@ -102,6 +102,10 @@ type Spec struct {
 	// once in a process (0: a quarter of its memory); see
 	// Options.DecodeMemoryMB.
 	DecodeMemoryMB int
+	// Device is where the feature extraction runs its models
+	// (Options.Device); the in-memory protocols (fine-tuning, detection)
+	// train on the CPU.
+	Device string
 	// Progress, when set, receives a line per protocol and model.
 	Progress io.Writer
 }
@@ -330,7 +334,7 @@ func evaluateModel(ctx context.Context, m Model, spec Spec, out string, data *cl
 	extract := func(src, split, sub string) (eval.Features, *Summary, error) {
 		o := Options{Config: m.Config, Checkpoint: m.Checkpoint, Weights: m.Weights, RandomInit: m.RandomInit, RawPixels: m.RawPixels,
 			Source: src, Format: data.format, Split: split, Out: storage.Join(dir, sub), Progress: spec.Progress,
-			DecodeMemoryMB: spec.DecodeMemoryMB}
+			DecodeMemoryMB: spec.DecodeMemoryMB, Device: spec.Device}
 		sum, err := Extract(ctx, o)
 		if err != nil {
 			return eval.Features{}, nil, err

@@ -60,6 +60,9 @@ type Config struct {
 
 // Options configure a run.
 type Options struct {
+	// Device is where the evaluation runs its models (evaluate.Options.Device);
+	// pre-training runs on the CPU.
+	Device string
 	// Configs are prepared and pre-trained in order (validated configs:
 	// flags already applied).
 	Configs []Config
@@ -185,7 +188,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if !o.NoEval {
 		models = append(append([]evaluate.Model(nil), o.References...), models...)
 		first := o.Configs[0].Config
-		spec := evaluate.Spec{Train: o.EvalTrain, Val: o.EvalVal, Format: first.Data.Format, Protocols: o.Protocols,
+		spec := evaluate.Spec{Train: o.EvalTrain, Val: o.EvalVal, Format: first.Data.Format, Protocols: o.Protocols, Device: o.Device,
 			Seed: uint64(first.Seed), Linear: eval.DefaultLinearConfig(), Finetune: finetune.DefaultConfig(), Progress: o.Progress,
 			Detection: evaluate.DetectionSpec{Train: o.DetTrain, Val: o.DetVal, TrainSplit: "train", ValSplit: "val", Config: detect.DefaultConfig()}}
 		notes := append(evaluate.Notes(spec), "kNN: k = 20, T = 0.07 (other k in metrics.json)")

@@ -289,3 +289,7 @@ func (m *Model) Close() {
 	m.runs = nil
 	nn.ReleaseScratch()
 }
+
+// Backbone is the model's network (nil for raw pixels), for running it on
+// another executor (the GPU's) with the same weights.
+func (m *Model) Backbone() backbone.Backbone { return m.bb }
