@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/internal/procstat"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/report"
@@ -48,7 +49,10 @@ type epochTotals struct {
 
 func newRecorder(r *run) *recorder {
 	tb := r.o.TensorBoard
-	if tb == "" {
+	if tb == "" && r.cfg.TensorboardPath != configs.Default().TensorboardPath {
+		// TENSORBOARD_PATH when a config sets it; the reference's default
+		// (/tensorboard, a container path) would write to the root of any
+		// machine, so it turns nothing on (--tensorboard /tensorboard does).
 		tb = r.cfg.TensorboardPath
 	}
 	rec := &recorder{out: r.o.Out, model: r.model, meta: &r.meta, sc: r.sc, monitor: r.o.Monitor, tensorboard: tb,

@@ -30,7 +30,8 @@ type Options struct {
 	ConfigSource string
 	// TensorBoard, when set, is a folder (local or gs://) that receives a
 	// TensorBoard events file mirroring metrics.jsonl: train/* scalars per
-	// logged step, epoch/loss, monitor/* (TENSORBOARD_PATH when empty).
+	// logged step, epoch/loss, monitor/* (TENSORBOARD_PATH when empty and
+	// that key is not the reference's default, /tensorboard).
 	TensorBoard string
 	// Out receives checkpoints/, metrics.jsonl and summary.json.
 	Out string

@@ -107,7 +107,7 @@ func runPretrain(ctx context.Context, args []string) error {
 	knnFormat := fs.String("knn-format", "", "layout of the kNN sources (default DATA.FORMAT)")
 	knnTrainSplit := fs.String("knn-train-split", "", "split of --knn-train (idx: train)")
 	knnValSplit := fs.String("knn-val-split", "", "split of --knn-val (idx: t10k)")
-	tensorboard := fs.String("tensorboard", "", "also write a TensorBoard events file of metrics.jsonl's values to this folder (local or gs://; default TENSORBOARD_PATH): tensorboard --logdir FOLDER")
+	tensorboard := fs.String("tensorboard", "", "also write a TensorBoard events file of metrics.jsonl's values to this folder (local or gs://; default TENSORBOARD_PATH unless it is the reference's /tensorboard): tensorboard --logdir FOLDER")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	device := addDeviceFlag(fs)
 	storageOpts := addStorageFlags(fs)

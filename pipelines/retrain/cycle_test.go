@@ -111,7 +111,7 @@ func stateFiles(t testing.TB, state string) map[string][]byte {
 // metrics.jsonl's elapsed time and throughput.
 var timings = map[string][]string{
 	"history.jsonl": {"time", "seconds"},
-	"metrics.jsonl": {"elapsed_s", "images_per_sec", "time"},
+	"metrics.jsonl": {"elapsed_s", "images_per_sec", "time", "data_wait", "loader_wait"},
 }
 
 // reports are files that report on the run that wrote them (wall times,
