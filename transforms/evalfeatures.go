@@ -11,7 +11,7 @@ import (
 	"github.com/sslight-go/sslight/augment"
 	"github.com/sslight-go/sslight/augment/decode"
 	"github.com/sslight-go/sslight/sinks/deadletter"
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/transforms/source"
 )
 
@@ -39,8 +39,8 @@ type EvalView struct {
 }
 
 // Info returns the view as the features index records it.
-func (v EvalView) Info() featfile.TransformInfo {
-	return featfile.TransformInfo{Resize: augment.EvalResize(v.Size), Crop: v.Size, Mean: v.Mean, Std: v.Std}
+func (v EvalView) Info() featurefile.TransformInfo {
+	return featurefile.TransformInfo{Resize: augment.EvalResize(v.Size), Crop: v.Size, Mean: v.Mean, Std: v.Std}
 }
 
 // Validate checks the size and that every Std is positive.
@@ -188,7 +188,7 @@ type FeatureJob struct {
 }
 
 // FeatureBuilder turns a FeatureJob into one written features part
-// (sinks/features): a pool of goroutines reads, decodes and transforms the
+// (sinks/featurefile): a pool of goroutines reads, decodes and transforms the
 // items while this goroutine feeds finished views to the extractor in
 // batches and collects the rows. It is the plain function under the
 // ExtractFeatures DoFn.
@@ -218,7 +218,7 @@ type viewResult struct {
 // the dead letters of the items that failed. Rows are in key order. Errors
 // are for the part as a whole (the extractor or the output failed); a bad
 // item never is one.
-func (b *FeatureBuilder) Build(ctx context.Context, job FeatureJob, x FeatureExtractor) (*featfile.FileInfo, []deadletter.Record, error) {
+func (b *FeatureBuilder) Build(ctx context.Context, job FeatureJob, x FeatureExtractor) (*featurefile.FileInfo, []deadletter.Record, error) {
 	if err := b.View.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -287,7 +287,7 @@ func (b *FeatureBuilder) Build(ctx context.Context, job FeatureJob, x FeatureExt
 	// would leave it blocked on a full window.
 	defer func() { cancel(); wg.Wait() }()
 
-	part := &featfile.Part{Dim: x.Dim(s, s), Metadata: b.Metadata}
+	part := &featurefile.Part{Dim: x.Dim(s, s), Metadata: b.Metadata}
 	var (
 		dead    []deadletter.Record
 		pending [][]float32
@@ -341,7 +341,7 @@ func (b *FeatureBuilder) Build(ctx context.Context, job FeatureJob, x FeatureExt
 	if part.Len() == 0 {
 		return nil, dead, nil
 	}
-	fi, err := featfile.WritePart(ctx, b.Out, featfile.PartName(job.Index, job.Parts), part)
+	fi, err := featurefile.WritePart(ctx, b.Out, featurefile.PartName(job.Index, job.Parts), part)
 	if err != nil {
 		return nil, nil, err
 	}

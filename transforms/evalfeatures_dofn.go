@@ -14,7 +14,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/sslight-go/sslight/sinks/deadletter"
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/transforms/source"
 )
@@ -70,7 +70,7 @@ var (
 // The model is loaded once per DoFn instance, in Setup, by the registered
 // loader Extractor from Spec; the decode pool lives inside Build, since
 // Prism runs a stage's elements one at a time. It emits the part's
-// sinks/features FileInfo and the dead letters of its failed items as JSON
+// sinks/featurefile FileInfo and the dead letters of its failed items as JSON
 // strings; emitters and metrics are touched only from the ProcessElement
 // goroutine.
 type ExtractFeaturesFn struct {
@@ -165,7 +165,7 @@ func ExtractFeatures(s beam.Scope, items beam.PCollection, assign *AssignShardsF
 type FeatureIndexParams struct {
 	// Index is the template: Dim, Model, Transform, Source, ConfigHash and
 	// Classes are copied; the counts and files are filled in.
-	Index featfile.Index
+	Index featurefile.Index
 	// Inputs is the number of inputs the listing accounts for (items plus
 	// refused items).
 	Inputs int64
@@ -178,9 +178,9 @@ type FeatureIndexParams struct {
 // outside the counts: it is not an input). It returns the index and the
 // complete dead-letter list, or an error when the counts do not add up (an
 // input was lost: a bug, never silently written).
-func BuildFeatureIndex(p FeatureIndexParams, infos []featfile.FileInfo, dead []deadletter.Record) (*featfile.Index, []deadletter.Record, error) {
+func BuildFeatureIndex(p FeatureIndexParams, infos []featurefile.FileInfo, dead []deadletter.Record) (*featurefile.Index, []deadletter.Record, error) {
 	ix := p.Index
-	ix.SchemaVersion = featfile.SchemaVersion
+	ix.SchemaVersion = featurefile.SchemaVersion
 	ix.Files = slices.Clone(infos)
 	sort.Slice(ix.Files, func(i, j int) bool { return ix.Files[i].Name < ix.Files[j].Name })
 	ix.Samples, ix.DeadLetters, ix.Inputs = 0, int64(len(dead)), p.Inputs
@@ -215,7 +215,7 @@ type WriteFeatureIndexFn struct {
 // ProcessElement writes the run's dead letters and index.
 func (f *WriteFeatureIndexFn) ProcessElement(ctx context.Context, _ int, infoLines, deadLines func(*string) bool) error {
 	var (
-		infos []featfile.FileInfo
+		infos []featurefile.FileInfo
 		dead  []deadletter.Record
 		line  string
 	)
@@ -223,7 +223,7 @@ func (f *WriteFeatureIndexFn) ProcessElement(ctx context.Context, _ int, infoLin
 		if line == "" { // the sentinel that guarantees this group exists
 			continue
 		}
-		var fi featfile.FileInfo
+		var fi featurefile.FileInfo
 		if err := json.Unmarshal([]byte(line), &fi); err != nil {
 			return fmt.Errorf("features part info %q: %w", clip(line), err)
 		}
@@ -249,7 +249,7 @@ func (f *WriteFeatureIndexFn) ProcessElement(ctx context.Context, _ int, infoLin
 	if err := deadletter.Write(ctx, storage.Join(f.Out, deadletter.FileName), all); err != nil {
 		return err
 	}
-	return featfile.WriteIndex(ctx, f.Out, ix)
+	return featurefile.WriteIndex(ctx, f.Out, ix)
 }
 
 // WriteFeatureIndex gathers the outputs of ExtractFeatures on one key and

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sslight-go/sslight/augment"
 	"github.com/sslight-go/sslight/sinks/deadletter"
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/sinks/npy"
 	"github.com/sslight-go/sslight/transforms/source"
 )
@@ -185,7 +185,7 @@ func TestFeatureBuilder(t *testing.T) {
 	ctx := context.Background()
 	view := imagenetView
 	view.Size = 24
-	var first *featfile.Part
+	var first *featurefile.Part
 	for _, tc := range []struct{ workers, batch int }{{1, 1}, {3, 2}, {0, 0}} {
 		out := t.TempDir()
 		x := &channelMeans{}
@@ -212,7 +212,7 @@ func TestFeatureBuilder(t *testing.T) {
 		if !reflect.DeepEqual(got, wantDead) {
 			t.Errorf("dead letters %v, want %v", got, wantDead)
 		}
-		p, err := featfile.ReadPart(ctx, out, *info)
+		p, err := featurefile.ReadPart(ctx, out, *info)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +255,7 @@ func TestFeatureBuilderAllDeadAndErrors(t *testing.T) {
 	if err != nil || info != nil || len(dead) != 3 {
 		t.Errorf("all-bad group: info %v, %d dead, err %v; want no part and 3 dead letters", info, len(dead), err)
 	}
-	if _, err := os.Stat(filepath.Join(out, featfile.FilesDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(out, featurefile.FilesDir)); !os.IsNotExist(err) {
 		t.Errorf("a part folder was written for a group without samples: %v", err)
 	}
 	boom := errors.New("boom")
@@ -269,8 +269,8 @@ func TestFeatureBuilderAllDeadAndErrors(t *testing.T) {
 }
 
 func TestBuildFeatureIndex(t *testing.T) {
-	tmpl := featfile.Index{Dim: 3, Model: featfile.ModelInfo{Mode: featfile.ModeRawPixels}, ConfigHash: "h"}
-	infos := []featfile.FileInfo{{Name: "part-00001-of-00002.safetensors", Samples: 2, Bytes: 9}, {Name: "part-00000-of-00002.safetensors", Samples: 3, Bytes: 9}}
+	tmpl := featurefile.Index{Dim: 3, Model: featurefile.ModelInfo{Mode: featurefile.ModeRawPixels}, ConfigHash: "h"}
+	infos := []featurefile.FileInfo{{Name: "part-00001-of-00002.safetensors", Samples: 2, Bytes: 9}, {Name: "part-00000-of-00002.safetensors", Samples: 3, Bytes: 9}}
 	dead := []deadletter.Record{{URI: "/d/x.jpg", Key: "x.jpg", Stage: StageDecode, Error: "truncated"}}
 	rej := []source.Rejection{
 		{URI: "/d/README", Key: "README", Stage: source.StageList, Error: "outside", IsItem: true},
@@ -280,7 +280,7 @@ func TestBuildFeatureIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ix.Samples != 5 || ix.DeadLetters != 2 || ix.Inputs != 7 || ix.Files[0].Name != "part-00000-of-00002.safetensors" || ix.SchemaVersion != featfile.SchemaVersion {
+	if ix.Samples != 5 || ix.DeadLetters != 2 || ix.Inputs != 7 || ix.Files[0].Name != "part-00000-of-00002.safetensors" || ix.SchemaVersion != featurefile.SchemaVersion {
 		t.Errorf("index %+v", ix)
 	}
 	if len(all) != 3 {

@@ -14,7 +14,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/detect"
-	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
+	"github.com/sslight-go/sslight/trainer/eval/cocoeval"
 	"github.com/sslight-go/sslight/trainer/finetune"
 )
 

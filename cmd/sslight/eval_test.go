@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
+	"github.com/sslight-go/sslight/trainer/eval/cocoeval"
 )
 
 func goldenCOCOCase(name string) string {

@@ -17,7 +17,7 @@ import (
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/trainer/backbone"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
-	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
+	"github.com/sslight-go/sslight/trainer/eval/cocoeval"
 	"github.com/sslight-go/sslight/transforms/source"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/sslight-go/sslight/pipelines/embed"
 	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/sinks/deadletter"
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/sinks/npy"
 	"github.com/sslight-go/sslight/sinks/onnx"
 	"github.com/sslight-go/sslight/sinks/safetensors"
@@ -300,7 +300,7 @@ func TestEmbedCommand(t *testing.T) {
 		t.Errorf("embeddings.npy is %v, want the 8 photos × 64 (an eighth-width ResNet-18)", shape)
 	}
 	// The rows are the features the pipeline wrote, in key order.
-	all, _, err := featfile.ReadAll(ctx, out)
+	all, _, err := featurefile.ReadAll(ctx, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,11 +366,11 @@ func TestEvalTeacherWeights(t *testing.T) {
 	for w, out := range outs {
 		rowName[w] = readReport(t, out).Rows[0].Name
 	}
-	s, _, err := featfile.ReadAll(ctx, filepath.Join(evaluate.FeaturesDir(outs[checkpoint.Student], rowName[checkpoint.Student]), "val"))
+	s, _, err := featurefile.ReadAll(ctx, filepath.Join(evaluate.FeaturesDir(outs[checkpoint.Student], rowName[checkpoint.Student]), "val"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tf, tix, err := featfile.ReadAll(ctx, filepath.Join(evaluate.FeaturesDir(outs[checkpoint.Teacher], rowName[checkpoint.Teacher]), "val"))
+	tf, tix, err := featurefile.ReadAll(ctx, filepath.Join(evaluate.FeaturesDir(outs[checkpoint.Teacher], rowName[checkpoint.Teacher]), "val"))
 	if err != nil {
 		t.Fatal(err)
 	}

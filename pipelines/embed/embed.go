@@ -31,7 +31,7 @@ import (
 
 	"github.com/sslight-go/sslight/pipelines/evaluate"
 	"github.com/sslight-go/sslight/sinks/deadletter"
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/npy"
 	"github.com/sslight-go/sslight/sinks/storage"
@@ -188,7 +188,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, fmt.Errorf("embed: none of the %d inputs under %s gave an embedding: every one is a dead letter (see %s)",
 			ext.Inputs, ext.Source, sum.DeadLetterFile)
 	}
-	all, ix, err := featfile.ReadAll(ctx, o.Out)
+	all, ix, err := featurefile.ReadAll(ctx, o.Out)
 	if err != nil {
 		return nil, fmt.Errorf("embed: read the features back: %w", err)
 	}

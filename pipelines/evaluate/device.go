@@ -6,7 +6,7 @@ import (
 	"os"
 	"sync"
 
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/trainer/features"
 	"github.com/sslight-go/sslight/trainer/gpu"
 	"github.com/sslight-go/sslight/transforms"
@@ -77,7 +77,7 @@ func (d *deviceExtractor) Extract(images [][]float32, h, w int) ([]float32, erro
 // onDevice returns m itself on the CPU, or m's backbone on the GPU (raw
 // pixels have no network to move).
 func onDevice(ctx context.Context, m *features.Model, device string) (transforms.FeatureExtractor, error) {
-	if device != DeviceCUDA || m.Mode() == featfile.ModeRawPixels {
+	if device != DeviceCUDA || m.Mode() == featurefile.ModeRawPixels {
 		return m, nil
 	}
 	dev, err := openDevice()

@@ -3,7 +3,7 @@
 // image into its evaluation view (Resize + CenterCrop + Normalize) and a
 // feature vector of a checkpoint's backbone (or of a random-init backbone,
 // or the raw pixels, the two baselines), and write the vectors as
-// sinks/features parts with an index and a dead-letter file. The protocols
+// sinks/featurefile parts with an index and a dead-letter file. The protocols
 // (trainer/eval) read them back with LoadFeatures.
 //
 // Shape of the pipeline (only small records cross the shuffle):
@@ -16,7 +16,7 @@
 // Output under Out:
 //
 //	features/part-NNNNN-of-MMMMM.safetensors   "features" F32 [n, D], "labels" I64 [n], keys in metadata
-//	features.json                              the index (sinks/features.Index), written last
+//	features.json                              the index (sinks/featurefile.Index), written last
 //	dead-letter.jsonl                          every input without a feature vector, with the reason
 //	listing.jsonl, summary.json                the listed inputs; counts and timings of the run
 //
@@ -43,7 +43,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
 	"github.com/sslight-go/sslight/configs"
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/sinks/jsonfile"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
@@ -163,11 +163,11 @@ func loadModel(ctx context.Context, s modelSpec) (*features.Model, error) {
 		err error
 	)
 	switch s.Mode {
-	case featfile.ModeCheckpoint:
+	case featurefile.ModeCheckpoint:
 		m, err = features.LoadCheckpoint(ctx, s.Checkpoint, checkpoint.Weights(s.Weights))
-	case featfile.ModeRandomInit:
+	case featurefile.ModeRandomInit:
 		m, err = features.NewRandomInit(s.Arch, s.Seed)
-	case featfile.ModeRawPixels:
+	case featurefile.ModeRawPixels:
 		m = features.NewRawPixels()
 	default:
 		err = fmt.Errorf("unknown feature mode %q", s.Mode)
@@ -275,8 +275,8 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 	transforms.WriteFeatureIndex(s, infos, dead, &transforms.WriteFeatureIndexFn{
 		Out: opts.Out,
 		Params: transforms.FeatureIndexParams{
-			Index: featfile.Index{Dim: dim, Model: info, Transform: view.Info(), ConfigHash: hash, Classes: listing.Classes,
-				Source: featfile.SourceInfo{Format: listing.Format, Root: listing.Root, Split: opts.Split}},
+			Index: featurefile.Index{Dim: dim, Model: info, Transform: view.Info(), ConfigHash: hash, Classes: listing.Classes,
+				Source: featurefile.SourceInfo{Format: listing.Format, Root: listing.Root, Split: opts.Split}},
 			Inputs: int64(listing.Inputs()), Rejected: listing.Rejected,
 		},
 	})
@@ -292,7 +292,7 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: pipeline failed: %w", err)
 	}
-	ix, err := featfile.ReadIndex(ctx, opts.Out)
+	ix, err := featurefile.ReadIndex(ctx, opts.Out)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: the pipeline finished but its index is unreadable: %w", err)
 	}
@@ -301,7 +301,7 @@ func Extract(ctx context.Context, opts Options) (*Summary, error) {
 		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	wall := time.Since(start).Seconds()
-	sum := &Summary{Out: opts.Out, Index: storage.Join(opts.Out, featfile.IndexFileName), Mode: info.Mode,
+	sum := &Summary{Out: opts.Out, Index: storage.Join(opts.Out, featurefile.IndexFileName), Mode: info.Mode,
 		Checkpoint: info.Checkpoint, Weights: info.Weights, Arch: info.Arch, Source: listing.Root, Format: listing.Format, Split: opts.Split,
 		ConfigHash: hash, ViewSize: view.Size, Dim: ix.Dim, Inputs: ix.Inputs, Samples: ix.Samples,
 		DeadLetters: ix.DeadLetters, Parts: len(ix.Files), BatchSize: spec.BatchSize, Workers: workers,
@@ -351,7 +351,7 @@ func resolve(ctx context.Context, opts Options) (modelSpec, *configs.Config, *fe
 	var model *features.Model
 	switch {
 	case opts.Checkpoint != "":
-		spec.Mode, spec.Checkpoint, spec.Weights = featfile.ModeCheckpoint, opts.Checkpoint, string(opts.Weights.OrStudent())
+		spec.Mode, spec.Checkpoint, spec.Weights = featurefile.ModeCheckpoint, opts.Checkpoint, string(opts.Weights.OrStudent())
 		if cfg == nil {
 			// The view follows the training config unless told otherwise.
 			m, err := features.LoadCheckpoint(ctx, opts.Checkpoint, opts.Weights)
@@ -367,14 +367,14 @@ func resolve(ctx context.Context, opts Options) (modelSpec, *configs.Config, *fe
 		if cfg == nil {
 			return modelSpec{}, nil, nil, errors.New("evaluate: random init needs a config (MODEL gives the architecture)")
 		}
-		spec.Mode, spec.Seed = featfile.ModeRandomInit, uint64(cfg.Seed)
+		spec.Mode, spec.Seed = featurefile.ModeRandomInit, uint64(cfg.Seed)
 		spec.Arch = features.Arch{Name: cfg.Model.BackboneArch, Width: cfg.Model.Width,
 			SmallImageStem: cfg.Model.SmallImageStem, PatchSize: cfg.ViT.PatchSize}
 	default:
 		if cfg == nil {
 			return modelSpec{}, nil, nil, errors.New("evaluate: raw pixels need a config (the view size, mean and std)")
 		}
-		spec.Mode = featfile.ModeRawPixels
+		spec.Mode = featurefile.ModeRawPixels
 	}
 	return spec, cfg, model, nil
 }
@@ -384,7 +384,7 @@ func resolve(ctx context.Context, opts Options) (modelSpec, *configs.Config, *fe
 // row-major [n, dim] matrix, the labels (-1 for unlabelled) and the source
 // keys. Parts are checked against the index (size, CRC32C, counts).
 func LoadFeatures(ctx context.Context, out string) (dim int, X []float32, labels []int, keys []string, err error) {
-	all, _, err := featfile.ReadAll(ctx, out)
+	all, _, err := featurefile.ReadAll(ctx, out)
 	if err != nil {
 		return 0, nil, nil, nil, err
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/sslight-go/sslight/augment/decode"
 	"github.com/sslight-go/sslight/configs"
 	"github.com/sslight-go/sslight/sinks/deadletter"
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/sinks/storage"
 	"github.com/sslight-go/sslight/trainer/backbone"
@@ -220,7 +220,7 @@ func TestExtractIDX(t *testing.T) {
 		}
 		wantParts := (n + tc.group - 1) / tc.group
 		if sum.Inputs != n+1 || sum.Samples != n || sum.DeadLetters != 1 || sum.Dim != 128 || sum.Parts > wantParts || sum.Parts < 1 ||
-			sum.Mode != featfile.ModeCheckpoint || sum.Checkpoint != ckpt || sum.ViewSize != 28 || sum.ConfigHash != cfg.Hash() {
+			sum.Mode != featurefile.ModeCheckpoint || sum.Checkpoint != ckpt || sum.ViewSize != 28 || sum.ConfigHash != cfg.Hash() {
 			t.Errorf("summary %+v", sum)
 		}
 		dim, X, labels, keys, err := LoadFeatures(ctx, out)
@@ -263,7 +263,7 @@ func TestExtractIDX(t *testing.T) {
 		if len(dead) != 1 || dead[0].Stage != "list" || !strings.Contains(dead[0].Error, "records 19..20 of 21 are missing") {
 			t.Errorf("dead letters %+v, want the truncated tail", dead)
 		}
-		ix, err := featfile.ReadIndex(ctx, out)
+		ix, err := featurefile.ReadIndex(ctx, out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,15 +318,15 @@ func TestExtractPhotos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []string{featfile.ModeRandomInit, featfile.ModeRawPixels} {
+	for _, mode := range []string{featurefile.ModeRandomInit, featurefile.ModeRawPixels} {
 		out := t.TempDir()
-		sum, err := Extract(ctx, Options{Config: cfg, RandomInit: mode == featfile.ModeRandomInit, RawPixels: mode == featfile.ModeRawPixels,
+		sum, err := Extract(ctx, Options{Config: cfg, RandomInit: mode == featurefile.ModeRandomInit, RawPixels: mode == featurefile.ModeRawPixels,
 			Source: root, Format: "imagenet", Out: out, GroupSize: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantDim := 128
-		if mode == featfile.ModeRawPixels {
+		if mode == featurefile.ModeRawPixels {
 			wantDim = 3 * 28 * 28
 		}
 		if sum.Inputs != 10 || sum.Samples != 8 || sum.DeadLetters != 2 || sum.Dim != wantDim || sum.Counters["dead_letters_decode"] != 2 || sum.Counters["features_written"] != 8 {
@@ -352,7 +352,7 @@ func TestExtractPhotos(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := evalTensor(t, img, cfg)
-			if mode == featfile.ModeRandomInit {
+			if mode == featurefile.ModeRandomInit {
 				want = forward(t, bb, want, 28)
 			}
 			closeRows(t, mode+" "+k, X[i*dim:(i+1)*dim], want)

@@ -16,7 +16,7 @@
 // schedule, random horizontal flips, fixed input size); Decode turns the
 // outputs into boxes (3x3 max-pool peaks, top 100, boxes from size and
 // offset); Predict writes COCO results and Score evaluates them with
-// trainer/eval/coco, pycocotools' COCOeval.
+// trainer/eval/cocoeval, pycocotools' COCOeval.
 //
 // Only boxes are predicted and scored (bbox AP); the head has no mask
 // branch, so segm AP is not part of the protocol.

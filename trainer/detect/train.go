@@ -12,9 +12,9 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	cocojson "github.com/sslight-go/sslight/sinks/coco"
+	"github.com/sslight-go/sslight/sinks/coco"
 	"github.com/sslight-go/sslight/trainer/backbone"
-	cocoeval "github.com/sslight-go/sslight/trainer/eval/coco"
+	"github.com/sslight-go/sslight/trainer/eval/cocoeval"
 	"github.com/sslight-go/sslight/trainer/nn"
 	"github.com/sslight-go/sslight/trainer/optim"
 )
@@ -350,7 +350,7 @@ func Train(m *Model, set *Set, cfg Config) (*TrainResult, error) {
 // image's detections as COCO results (boxes in original image pixels,
 // category ids from set.CategoryIDs), images in set order, each image's
 // best first.
-func Predict(m *Model, set *Set, maxDets int) ([]cocojson.Result, error) {
+func Predict(m *Model, set *Set, maxDets int) ([]coco.Result, error) {
 	if err := set.check("prediction"); err != nil {
 		return nil, err
 	}
@@ -366,7 +366,7 @@ func Predict(m *Model, set *Set, maxDets int) ([]cocojson.Result, error) {
 			nn.CloseMachine(vm)
 		}
 	}()
-	var out []cocojson.Result
+	var out []coco.Result
 	for lo := 0; lo < len(set.Images); lo += evalBatch {
 		n := min(evalBatch, len(set.Images)-lo)
 		gr, ok := built[n]
@@ -393,8 +393,8 @@ func Predict(m *Model, set *Set, maxDets int) ([]cocojson.Result, error) {
 			im := &set.Images[lo+k]
 			dets := Decode(heat[k*m.Classes*cells:(k+1)*m.Classes*cells], reg[k*4*cells:(k+1)*4*cells], m.Classes, gr.gh, gr.gw, gr.stride, maxDets)
 			for _, d := range dets {
-				b := cocojson.BBox{d.Box[0] * im.ScaleX, d.Box[1] * im.ScaleY, d.Box[2] * im.ScaleX, d.Box[3] * im.ScaleY}
-				out = append(out, cocojson.Result{ImageID: im.ID, CategoryID: set.CategoryIDs[d.Class], BBox: &b, Score: d.Score})
+				b := coco.BBox{d.Box[0] * im.ScaleX, d.Box[1] * im.ScaleY, d.Box[2] * im.ScaleX, d.Box[3] * im.ScaleY}
+				out = append(out, coco.Result{ImageID: im.ID, CategoryID: set.CategoryIDs[d.Class], BBox: &b, Score: d.Score})
 			}
 		}
 	}
@@ -410,8 +410,8 @@ type Metrics struct {
 }
 
 // Score evaluates results against the ground truth gt with pycocotools'
-// bbox COCOeval (trainer/eval/coco).
-func Score(ctx context.Context, gt *cocojson.Dataset, results []cocojson.Result) (*Metrics, error) {
+// bbox COCOeval (trainer/eval/cocoeval).
+func Score(ctx context.Context, gt *coco.Dataset, results []coco.Result) (*Metrics, error) {
 	g, err := cocoeval.NewGroundTruth(gt, "ground truth")
 	if err != nil {
 		return nil, err

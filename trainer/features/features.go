@@ -28,7 +28,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/trainer/backbone"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
 	"github.com/sslight-go/sslight/trainer/nn"
@@ -112,7 +112,7 @@ func LoadCheckpoint(ctx context.Context, dir string, w checkpoint.Weights) (*Mod
 	if err != nil {
 		return nil, err
 	}
-	return &Model{mode: featfile.ModeCheckpoint, arch: ArchOf(*ck.Meta), dir: ck.Dir, meta: ck.Meta, weights: ck.Weights, bb: ck.Net}, nil
+	return &Model{mode: featurefile.ModeCheckpoint, arch: ArchOf(*ck.Meta), dir: ck.Dir, meta: ck.Meta, weights: ck.Weights, bb: ck.Net}, nil
 }
 
 // NewRandomInit builds arch with the initialisation that seed draws (the
@@ -123,12 +123,12 @@ func NewRandomInit(arch Arch, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("random-init features: %w", err)
 	}
-	return &Model{mode: featfile.ModeRandomInit, arch: arch, seed: seed, bb: bb}, nil
+	return &Model{mode: featurefile.ModeRandomInit, arch: arch, seed: seed, bb: bb}, nil
 }
 
 // NewRawPixels returns the extractor whose features are the views
 // themselves, flattened (dimension 3·H·W).
-func NewRawPixels() *Model { return &Model{mode: featfile.ModeRawPixels} }
+func NewRawPixels() *Model { return &Model{mode: featurefile.ModeRawPixels} }
 
 // Clone returns an independent Model with the same weights, for another
 // goroutine.
@@ -148,7 +148,7 @@ func (m *Model) Clone() (*Model, error) {
 	return c, nil
 }
 
-// Mode returns the sinks/features mode: checkpoint, random_init or
+// Mode returns the sinks/featurefile mode: checkpoint, random_init or
 // raw_pixels.
 func (m *Model) Mode() string { return m.mode }
 
@@ -163,15 +163,15 @@ func (m *Model) Dir() string { return m.dir }
 func (m *Model) Weights() checkpoint.Weights { return m.weights }
 
 // Info describes the model for a features index.
-func (m *Model) Info() featfile.ModelInfo {
-	mi := featfile.ModelInfo{Mode: m.mode}
+func (m *Model) Info() featurefile.ModelInfo {
+	mi := featurefile.ModelInfo{Mode: m.mode}
 	if m.bb != nil {
 		mi.Arch, mi.Width, mi.SmallImageStem, mi.PatchSize = m.arch.Name, m.arch.Width, m.arch.SmallImageStem, m.arch.PatchSize
 	}
 	switch m.mode {
-	case featfile.ModeCheckpoint:
+	case featurefile.ModeCheckpoint:
 		mi.Checkpoint, mi.ConfigHash, mi.Step, mi.Weights = m.dir, m.meta.ConfigHash, m.meta.Step, string(m.weights)
-	case featfile.ModeRandomInit:
+	case featurefile.ModeRandomInit:
 		mi.Seed = m.seed
 	}
 	return mi

@@ -15,7 +15,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	featfile "github.com/sslight-go/sslight/sinks/features"
+	"github.com/sslight-go/sslight/sinks/featurefile"
 	"github.com/sslight-go/sslight/sinks/safetensors"
 	"github.com/sslight-go/sslight/trainer/backbone"
 	"github.com/sslight-go/sslight/trainer/checkpoint"
@@ -176,7 +176,7 @@ func TestRandomInitFollowsSeed(t *testing.T) {
 	if relDiff(a, b) < 1e-3 {
 		t.Error("seeds 11 and 12 give the same features")
 	}
-	if info := m.Info(); info.Mode != featfile.ModeRandomInit || info.Seed != 11 || info.Arch != "resnet18" || !info.SmallImageStem {
+	if info := m.Info(); info.Mode != featurefile.ModeRandomInit || info.Seed != 11 || info.Arch != "resnet18" || !info.SmallImageStem {
 		t.Errorf("Info = %+v", info)
 	}
 }
@@ -198,7 +198,7 @@ func TestRawPixels(t *testing.T) {
 			}
 		}
 	}
-	if m.Info().Mode != featfile.ModeRawPixels {
+	if m.Info().Mode != featurefile.ModeRawPixels {
 		t.Errorf("mode %q", m.Info().Mode)
 	}
 }
@@ -265,7 +265,7 @@ func TestLoadCheckpoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Dir() != dir || m.Meta().Step != 40 || m.Mode() != featfile.ModeCheckpoint {
+		if m.Dir() != dir || m.Meta().Step != 40 || m.Mode() != featurefile.ModeCheckpoint {
 			t.Errorf("LoadCheckpoint(%s): dir %s, meta %+v", path, m.Dir(), m.Meta())
 		}
 		if info := m.Info(); info.Checkpoint != dir || info.ConfigHash != "c0ffee" || info.Step != 40 || info.Arch != "resnet18" {

@@ -1,4 +1,4 @@
-package coco
+package cocoeval
 
 import (
 	"cmp"
@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sync"
 
-	cocojson "github.com/sslight-go/sslight/sinks/coco"
+	"github.com/sslight-go/sslight/sinks/coco"
 )
 
 // Eval holds the accumulated evaluation (pycocotools' COCOeval.eval) and
@@ -223,11 +223,11 @@ func (ev *evaluator) image(gts, dts []int32, s *scratch) cellEval {
 			var v float64
 			if p.IoUType == IoUSegm {
 				// rleIou compares the masks only where their boxes overlap.
-				if cocojson.BoxIoU(det.maskBox, a.maskBox, a.crowd) > 0 {
-					v = cocojson.MaskIoU(det.mask, a.mask, a.crowd)
+				if coco.BoxIoU(det.maskBox, a.maskBox, a.crowd) > 0 {
+					v = coco.MaskIoU(det.mask, a.mask, a.crowd)
 				}
 			} else {
-				v = cocojson.BoxIoU(det.box, a.box, a.crowd)
+				v = coco.BoxIoU(det.box, a.box, a.crowd)
 			}
 			s.ious[d*G+g] = v
 		}

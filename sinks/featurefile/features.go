@@ -25,7 +25,7 @@
 // The index (Index, written last) lists every part with its sample count,
 // byte size and CRC32C, so a reader never picks up a part of another run
 // that happens to lie in the same folder, and can tell a damaged file.
-package features
+package featurefile
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package coco
+package cocoeval
 
 import (
 	"context"
@@ -6,18 +6,18 @@ import (
 	"strings"
 	"testing"
 
-	cocojson "github.com/sslight-go/sslight/sinks/coco"
+	"github.com/sslight-go/sslight/sinks/coco"
 )
 
 const inputGT = `{"images": [{"id": 1, "width": 30, "height": 20, "file_name": "a.jpg"}, {"id": 2, "width": 30, "height": 20, "file_name": "b.jpg"}],
 	"categories": [{"id": 1, "name": "one"}],
 	"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100, "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]]}]}`
 
-// wantPathError checks err is a *cocojson.PathError naming the file, the
+// wantPathError checks err is a *coco.PathError naming the file, the
 // JSON path and a message containing msg.
 func wantPathError(t *testing.T, err error, file, path, msg string) {
 	t.Helper()
-	var pe *cocojson.PathError
+	var pe *coco.PathError
 	if !errors.As(err, &pe) {
 		t.Fatalf("err = %v (%T), want a *coco.PathError", err, err)
 	}

@@ -1,10 +1,10 @@
-package coco
+package cocoeval
 
 import (
 	"fmt"
 	"io"
 
-	cocojson "github.com/sslight-go/sslight/sinks/coco"
+	"github.com/sslight-go/sslight/sinks/coco"
 )
 
 // Detections is a result list loaded against a ground truth for one IoU
@@ -24,15 +24,15 @@ type detection struct {
 	cat     int32 // index into GroundTruth.categories
 	score   float64
 	area    float64
-	box     cocojson.BBox
-	mask    *cocojson.RLE
-	maskBox cocojson.BBox
+	box     coco.BBox
+	mask    *coco.RLE
+	maskBox coco.BBox
 }
 
 // ReadResults parses a result list (name is used in errors) and loads it
 // with LoadResults.
 func ReadResults(r io.Reader, name string, gt *GroundTruth, t IoUType) (*Detections, error) {
-	res, err := cocojson.ParseResults(r, name)
+	res, err := coco.ParseResults(r, name)
 	if err != nil {
 		return nil, err
 	}
@@ -56,12 +56,12 @@ func ReadResults(r io.Reader, name string, gt *GroundTruth, t IoUType) (*Detecti
 // polygons (rasterised at the image size); an RLE must have its image's
 // size. Boxes of negative size are refused. An empty list evaluates as no
 // detections.
-func LoadResults(res []cocojson.Result, name string, gt *GroundTruth, t IoUType) (*Detections, error) {
+func LoadResults(res []coco.Result, name string, gt *GroundTruth, t IoUType) (*Detections, error) {
 	if _, err := ParseIoUType(string(t)); err != nil {
 		return nil, err
 	}
 	bad := func(i int, key, format string, args ...any) error {
-		return &cocojson.PathError{Name: name, Path: fmt.Sprintf("[%d]%s", i, key), Msg: fmt.Sprintf(format, args...)}
+		return &coco.PathError{Name: name, Path: fmt.Sprintf("[%d]%s", i, key), Msg: fmt.Sprintf(format, args...)}
 	}
 	// Everything cheap is checked for every result before any mask is
 	// decoded.
@@ -102,7 +102,7 @@ func LoadResults(res []cocojson.Result, name string, gt *GroundTruth, t IoUType)
 			det.area = float64(det.box[2] * det.box[3])
 		} else {
 			im := gt.images[img]
-			m, err := cocojson.SegmentationRLE(r.Segmentation, im.Height, im.Width)
+			m, err := coco.SegmentationRLE(r.Segmentation, im.Height, im.Width)
 			if err != nil { // checkSegmentation passed, so this is a bug
 				panic(fmt.Sprintf("coco: rasterise checked result: %v", err))
 			}

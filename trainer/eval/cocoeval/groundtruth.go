@@ -1,4 +1,4 @@
-package coco
+package cocoeval
 
 import (
 	"cmp"
@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sync"
 
-	cocojson "github.com/sslight-go/sslight/sinks/coco"
+	"github.com/sslight-go/sslight/sinks/coco"
 )
 
 // GroundTruth is an instances file prepared for evaluation: images and
@@ -15,8 +15,8 @@ import (
 // the annotations that evaluation looks at.
 type GroundTruth struct {
 	name       string
-	images     []cocojson.Image
-	categories []cocojson.Category
+	images     []coco.Image
+	categories []coco.Category
 	imageIndex map[int64]int32
 	catIndex   map[int64]int32
 	anns       []gtAnn
@@ -35,16 +35,16 @@ type gtAnn struct {
 	cat     int32 // index into GroundTruth.categories
 	area    float64
 	crowd   bool
-	box     cocojson.BBox
-	seg     *cocojson.Segmentation
-	mask    *cocojson.RLE
-	maskBox cocojson.BBox // mask.BBox(), for rleIou's box pre-test
+	box     coco.BBox
+	seg     *coco.Segmentation
+	mask    *coco.RLE
+	maskBox coco.BBox // mask.BBox(), for rleIou's box pre-test
 }
 
 // LoadGroundTruth parses an instances file (name is used in errors) and
 // prepares it with NewGroundTruth.
 func LoadGroundTruth(r io.Reader, name string) (*GroundTruth, error) {
-	d, err := cocojson.Parse(r, name)
+	d, err := coco.Parse(r, name)
 	if err != nil {
 		return nil, err
 	}
@@ -58,14 +58,14 @@ func LoadGroundTruth(r io.Reader, name string) (*GroundTruth, error) {
 // as pycocotools leaves them out (IgnoredAnnotations counts them).
 // Segmentations are checked only by a segm evaluation, so a box-only file
 // (empty or missing segmentations) serves bbox evaluation.
-func NewGroundTruth(d *cocojson.Dataset, name string) (*GroundTruth, error) {
+func NewGroundTruth(d *coco.Dataset, name string) (*GroundTruth, error) {
 	g := &GroundTruth{
 		name:       name,
 		imageIndex: make(map[int64]int32, len(d.Images)),
 		catIndex:   make(map[int64]int32, len(d.Categories)),
 	}
 	bad := func(path, format string, args ...any) error {
-		return &cocojson.PathError{Name: name, Path: path, Msg: fmt.Sprintf(format, args...)}
+		return &coco.PathError{Name: name, Path: path, Msg: fmt.Sprintf(format, args...)}
 	}
 	firstImage := make(map[int64]int, len(d.Images))
 	for i, im := range d.Images {
@@ -85,12 +85,12 @@ func NewGroundTruth(d *cocojson.Dataset, name string) (*GroundTruth, error) {
 		firstCat[c.ID] = i
 	}
 	g.images = slices.Clone(d.Images)
-	slices.SortFunc(g.images, func(a, b cocojson.Image) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(g.images, func(a, b coco.Image) int { return cmp.Compare(a.ID, b.ID) })
 	for i, im := range g.images {
 		g.imageIndex[im.ID] = int32(i)
 	}
 	g.categories = slices.Clone(d.Categories)
-	slices.SortFunc(g.categories, func(a, b cocojson.Category) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(g.categories, func(a, b coco.Category) int { return cmp.Compare(a.ID, b.ID) })
 	for i, c := range g.categories {
 		g.catIndex[c.ID] = int32(i)
 	}
@@ -121,11 +121,11 @@ func NewGroundTruth(d *cocojson.Dataset, name string) (*GroundTruth, error) {
 func (g *GroundTruth) Name() string { return g.name }
 
 // Images returns the images sorted by id (evaluation's image order).
-func (g *GroundTruth) Images() []cocojson.Image { return g.images }
+func (g *GroundTruth) Images() []coco.Image { return g.images }
 
 // Categories returns the categories sorted by id; a category's position
 // is its index K in Eval's precision and recall arrays.
-func (g *GroundTruth) Categories() []cocojson.Category { return g.categories }
+func (g *GroundTruth) Categories() []coco.Category { return g.categories }
 
 // NumAnnotations is the number of annotations evaluation looks at.
 func (g *GroundTruth) NumAnnotations() int { return len(g.anns) }
@@ -145,7 +145,7 @@ func (g *GroundTruth) PrepareMasks() error {
 			a := &g.anns[i]
 			im := g.images[a.img]
 			if err := checkSegmentation(a.seg, im); err != nil {
-				g.masksErr = &cocojson.PathError{Name: g.name, Path: fmt.Sprintf("annotations[%d].segmentation", a.pos),
+				g.masksErr = &coco.PathError{Name: g.name, Path: fmt.Sprintf("annotations[%d].segmentation", a.pos),
 					Msg: fmt.Sprintf("annotation %d: %v", a.id, err)}
 				return
 			}
@@ -153,7 +153,7 @@ func (g *GroundTruth) PrepareMasks() error {
 		for i := range g.anns {
 			a := &g.anns[i]
 			im := g.images[a.img]
-			m, err := cocojson.SegmentationRLE(a.seg, im.Height, im.Width)
+			m, err := coco.SegmentationRLE(a.seg, im.Height, im.Width)
 			if err != nil { // checkSegmentation passed, so this is a bug
 				panic(fmt.Sprintf("coco: rasterise checked annotation %d: %v", a.id, err))
 			}
@@ -167,7 +167,7 @@ func (g *GroundTruth) PrepareMasks() error {
 // mask of image im: absent, an empty polygon list, a first polygon of two
 // points or fewer (pycocotools fails on those), coordinates far outside
 // the image, or an RLE whose size or runs do not fit the image.
-func checkSegmentation(s *cocojson.Segmentation, im cocojson.Image) error {
+func checkSegmentation(s *coco.Segmentation, im coco.Image) error {
 	if s == nil || (s.RLE == nil && s.Polygons == nil) {
 		return fmt.Errorf("missing (segm evaluation needs a mask for every object)")
 	}
@@ -180,5 +180,5 @@ func checkSegmentation(s *cocojson.Segmentation, im cocojson.Image) error {
 		}
 		return nil
 	}
-	return cocojson.CheckPolygons(s.Polygons, im.Height, im.Width)
+	return coco.CheckPolygons(s.Polygons, im.Height, im.Width)
 }

@@ -1,4 +1,4 @@
-package coco
+package cocoeval
 
 // summarize computes summarize()'s 12 statistics. Each is the mean of the
 // defined (> −1) entries of a slice of Precision or Recall, taken in

@@ -29,4 +29,4 @@
 // The entry points are LoadGroundTruth (or NewGroundTruth), LoadResults and
 // Evaluate. Input problems are reported as *coco.PathError values of the
 // sinks/coco package naming the file, the JSON path and the fault.
-package coco
+package cocoeval
