@@ -53,6 +53,12 @@ func BenchmarkConv2d(b *testing.B) {
 		{"resnet_layer3_3x3_b64_6px", []int{64, 256, 6, 6}, []int{256, 256, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
 		{"resnet_layer4_3x3_b64_3px", []int{64, 512, 3, 3}, []int{512, 512, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
 		{"resnet_layer4_3x3_b64_1px", []int{64, 512, 1, 1}, []int{512, 512, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
+		// The Fashion-MNIST preset's ResNet-18 (quarter width, small stem):
+		// 16 channels on the global views' 28 px maps, the locals' 16 px,
+		// and 128 channels on 4 px maps.
+		{"fmnist_layer1_3x3_b256_28px", []int{256, 16, 28, 28}, []int{16, 16, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
+		{"fmnist_layer1_3x3_b768_16px", []int{768, 16, 16, 16}, []int{16, 16, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
+		{"fmnist_layer4_3x3_b256_4px", []int{256, 128, 4, 4}, []int{128, 128, 3, 3}, ConvParams{Padding: [2]int{1, 1}}},
 		{"mnv2_pointwise_b16_28px", []int{16, 32, 28, 28}, []int{192, 32, 1, 1}, ConvParams{}},
 		{"mnv2_depthwise_b16_28px", []int{16, 192, 28, 28}, []int{192, 1, 3, 3}, ConvParams{Padding: [2]int{1, 1}, Groups: 192}},
 	}
